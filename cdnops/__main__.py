@@ -1,0 +1,5 @@
+"""Entry point for `python -m cdnops`."""
+
+from cdnops.cli import main
+
+raise SystemExit(main())

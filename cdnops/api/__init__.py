@@ -1,0 +1,1 @@
+"""HTTP side: /metrics, /healthz and (later) /api/v1."""

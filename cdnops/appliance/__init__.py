@@ -1,0 +1,1 @@
+"""Appliance side: the HTTP contract (health, actions, action status)."""

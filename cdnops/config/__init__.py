@@ -1,0 +1,1 @@
+"""Configuration side: typed models, YAML with marks, inventory."""

@@ -1,0 +1,1 @@
+"""Detection stage: vectorized rolling statistics over the fleet."""

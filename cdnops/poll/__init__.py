@@ -1,0 +1,1 @@
+"""Polling stage: cadence loop and health parsing."""

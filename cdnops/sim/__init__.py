@@ -1,0 +1,1 @@
+"""The simulated fleet, speaking the appliance contract."""
