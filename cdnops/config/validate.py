@@ -1,0 +1,121 @@
+"""`cdnops validate FILE...`: check config and inventory files, report every issue.
+
+Each file's kind is recognized from its top-level keys (`KINDS`). A config file is checked
+together with the inventory it names. Whether the appliance token can be read is reported
+as a warning, not an error: validation often runs where the token is absent on purpose
+(CI, a workstation); `--require-token` makes it an error. Exit 0 when every file is good,
+2 otherwise; issues go to stderr as `file:line:col: key.path: message`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdnops.config.inventory import inventory_from_document, load_inventory
+from cdnops.config.settings import TOP_LEVEL_KEYS, settings_from_document
+from cdnops.config.yamlload import YamlDocument, load_yaml
+from cdnops.errors import ConfigError, Issue
+
+
+@dataclass
+class Outcome:
+    """What validating one file found."""
+
+    summary: str = ""  # e.g. `config, 200 appliances`; shown after `ok:`
+    issues: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """A kind of file `validate` knows: how to recognize it and how to check it."""
+
+    recognizes: Callable[[Mapping[str, Any]], bool]
+    validate: Callable[[YamlDocument, Path, argparse.Namespace], Outcome]
+
+
+def _validate_inventory(doc: YamlDocument, path: Path, args: argparse.Namespace) -> Outcome:
+    try:
+        inventory = inventory_from_document(doc)
+    except ConfigError as exc:
+        return Outcome(issues=list(exc.issues))
+    return Outcome(f"inventory, {_appliances(len(inventory.appliances))}")
+
+
+def _validate_config(doc: YamlDocument, path: Path, args: argparse.Namespace) -> Outcome:
+    try:
+        settings = settings_from_document(doc, path.parent)
+        inventory = load_inventory(settings.inventory, settings.poll.health_format)
+    except ConfigError as exc:
+        return Outcome(issues=list(exc.issues))
+    outcome = Outcome(f"config, {_appliances(len(inventory.appliances))}")
+    try:
+        settings.appliance_token.resolve()
+    except ConfigError as exc:
+        (outcome.issues if args.require_token else outcome.warnings).extend(exc.issues)
+    return outcome
+
+
+def _appliances(n: int) -> str:
+    return f"{n} appliance" if n == 1 else f"{n} appliances"
+
+
+# kind -> how to recognize and check it; tried in order, the first that recognizes wins.
+# Playbook files get their entry here (e.g. recognized by a top-level `steps:` or `playbooks:`).
+KINDS: dict[str, FileKind] = {
+    "inventory": FileKind(lambda data: "appliances" in data, _validate_inventory),
+    "config": FileKind(lambda data: bool(TOP_LEVEL_KEYS & data.keys()), _validate_config),
+}
+
+
+def validate_file(path: Path, args: argparse.Namespace) -> Outcome:
+    """Recognize and check one file."""
+    try:
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        return Outcome(issues=list(exc.issues))
+    if isinstance(doc.data, dict):
+        for kind in KINDS.values():
+            if kind.recognizes(doc.data):
+                return kind.validate(doc, path, args)
+    found = "an empty file" if doc.data is None else "no known top-level key"
+    message = f"cannot tell what this file is ({found}): expected a {' or '.join(KINDS)} file"
+    return Outcome(issues=[*doc.issues, Issue(str(path), 0, 0, "", message)])
+
+
+def warning_line(issue: Issue) -> str:
+    """`file:line:col: warning: path: message`."""
+    where = f"{issue.file}:{issue.line}:{issue.col}" if issue.line else issue.file
+    path = f"{issue.path}: " if issue.path else ""
+    return f"{where}: warning: {path}{issue.message}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `validate` command line."""
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files to check")
+    parser.add_argument(
+        "--require-token",
+        action="store_true",
+        help="fail (instead of warn) when a config's appliance token cannot be read",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every file; 0 when all are good, 2 otherwise."""
+    all_good = True
+    for path in args.files:
+        outcome = validate_file(path, args)
+        for issue in outcome.issues:
+            print(issue, file=sys.stderr)
+        for warning in outcome.warnings:
+            print(warning_line(warning), file=sys.stderr)
+        if outcome.issues:
+            all_good = False
+        else:
+            print(f"ok: {path} ({outcome.summary})")
+    return 0 if all_good else 2
