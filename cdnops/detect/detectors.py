@@ -1,0 +1,143 @@
+"""The fleet detectors besides the temporal one: peers, trend, reachability, services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from cdnops.config.detect import DetectConfig
+from cdnops.detect.windows import F32, STATE_DTYPE
+from cdnops.model import BoolArray, CodeArray, IntArray, PollFailure, ServiceStatus
+
+_MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
+
+
+class SiteGroups:
+    """Rows grouped by site in a padded (sites, width) table, built once per inventory.
+
+    Peers need a median per site and metric at every tick; sorting a padded
+    (sites, metrics, width) block with NaN padding gives all of them at once.
+    """
+
+    def __init__(self, site_index: IntArray, n_sites: int) -> None:
+        n = len(site_index)
+        order = np.argsort(site_index, kind="stable")
+        counts = np.bincount(site_index, minlength=n_sites) if n else np.zeros(n_sites, np.intp)
+        self.n_sites = n_sites
+        self.width = int(counts.max()) if n else 0
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        sorted_sites = site_index[order]
+        slot = np.arange(n) - starts[sorted_sites]
+        # flat position of each row in the padded table
+        self.pos = np.empty(n, np.intp)
+        self.pos[order] = sorted_sites * self.width + slot
+        self.site_index = site_index
+
+    def medians(self, x: F32, ok: BoolArray) -> tuple[F32, F32, npt.NDArray[np.intp]]:
+        """Per site and column: median of x where ok, MAD, and how many values were used."""
+        m = x.shape[1]
+        table = np.full((self.n_sites * self.width, m), np.nan, STATE_DTYPE)
+        table[self.pos] = np.where(ok, x, np.float32(np.nan))
+        block = table.reshape(self.n_sites, self.width, m).transpose(0, 2, 1)
+        med, count = _sorted_median(block)
+        dev = np.abs(block - med[:, :, None])
+        mad, _ = _sorted_median(dev)
+        return med, mad, count
+
+
+def _sorted_median(block: F32) -> tuple[F32, npt.NDArray[np.intp]]:
+    """Median along the last axis ignoring NaN (sorted last); NaN where there is nothing."""
+    s = np.sort(block, axis=-1)
+    count = np.count_nonzero(~np.isnan(block), axis=-1)
+    lo = np.maximum(count - 1, 0) // 2
+    hi = count // 2
+    hi = np.minimum(hi, max(block.shape[-1] - 1, 0))
+    if block.shape[-1] == 0:
+        return np.full(block.shape[:-1], np.nan, STATE_DTYPE), count
+    a = np.take_along_axis(s, lo[..., None], axis=-1)[..., 0]
+    b = np.take_along_axis(s, hi[..., None], axis=-1)[..., 0]
+    med: F32 = (0.5 * (a + b)).astype(STATE_DTYPE, copy=False)
+    med[count == 0] = np.nan
+    return med, count
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """One tick's comparison of every appliance with its site."""
+
+    z: F32  # (n, m) robust z-score against the site median, NaN without a verdict
+    median: F32  # (sites, m)
+    count: npt.NDArray[np.intp]  # (sites, m) serving appliances with a value
+
+
+def compare_peers(
+    groups: SiteGroups, x: F32, ok: BoolArray, cfg: DetectConfig, columns: BoolArray
+) -> PeerView:
+    """Robust z of each value against its site's median and MAD at this tick.
+
+    `ok` marks the values that may be part of a site's baseline (valid, serving);
+    sites with fewer than `min_peers` of them give no verdict.
+    """
+    med, mad, count = groups.medians(x, ok & columns)
+    p = cfg.peers
+    sigma = np.maximum(mad * np.float32(_MAD_TO_SIGMA), np.abs(med) * np.float32(p.rel_floor))
+    np.maximum(sigma, np.float32(p.abs_floor), out=sigma)
+    site = groups.site_index
+    z = (x - med[site]) / sigma[site]
+    z[~(ok & columns) | (count[site] < p.min_peers)] = np.nan
+    return PeerView(z=z, median=med, count=count)
+
+
+class TrendState:
+    """Holt level and slope for the metrics with a ceiling; projects the time to reach it."""
+
+    def __init__(self, shape: tuple[int, int], ticks: int) -> None:
+        self.level = np.zeros(shape, STATE_DTYPE)
+        self.slope = np.zeros(shape, STATE_DTYPE)  # per tick
+        self.count = np.zeros(shape, np.int32)
+        self.alpha = np.float32(2.0 / (ticks + 1))
+        self.beta = np.float32(2.0 / (ticks + 1))
+
+    def update(self, x: F32, valid: BoolArray) -> None:
+        """Fold one tick in; cells without a value keep their level and slope."""
+        first = valid & (self.count == 0)
+        np.copyto(self.level, x, where=first)
+        step = valid & ~first
+        pred = self.level + self.slope
+        level = pred + self.alpha * (np.where(step, x, pred) - pred)
+        slope = self.slope + self.beta * ((level - self.level) - self.slope)
+        np.copyto(self.level, level, where=step)
+        np.copyto(self.slope, slope, where=step)
+        self.count += valid
+
+    def seconds_to(self, ceiling: F32, tick_s: float) -> F32:
+        """Projected seconds until the level reaches `ceiling`; inf when not rising."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (ceiling - self.level) / self.slope * np.float32(tick_s)
+        t[~(self.slope > 0)] = np.inf
+        return t.astype(STATE_DTYPE, copy=False)
+
+
+def reach_thresholds(cfg: DetectConfig) -> npt.NDArray[np.int32]:
+    """Consecutive failures that make an appliance unreachable, indexed by `PollFailure`."""
+    r = cfg.reachability
+    out = np.full(len(PollFailure), r.failures, np.int32)
+    for code in PollFailure:
+        out[code] = r.by_reason.get(code.reason, r.failures)
+    out[PollFailure.OK] = np.iinfo(np.int32).max
+    return out
+
+
+def count_runs(runs: npt.NDArray[np.int32], hit: BoolArray) -> None:
+    """Consecutive-tick counters: +1 where hit, back to 0 elsewhere."""
+    runs += 1
+    runs *= hit
+
+
+def failed_services(status: CodeArray, cols: npt.NDArray[np.intp], width: int) -> BoolArray:
+    """(n, width) True where a service is reported failed; frame column j goes to `cols[j]`."""
+    out = np.zeros((status.shape[0], width), np.bool_)
+    out[:, cols] = status[:, : len(cols)] == ServiceStatus.FAILED
+    return out

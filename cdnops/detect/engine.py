@@ -1,0 +1,247 @@
+"""The detection engine: one vectorized pass over the fleet per tick, anomalies with hysteresis."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cdnops.config.detect import DetectConfig
+from cdnops.detect import persist
+from cdnops.detect.columns import Columns
+from cdnops.detect.detectors import (
+    PeerView,
+    SiteGroups,
+    TrendState,
+    compare_peers,
+    count_runs,
+    failed_services,
+    reach_thresholds,
+)
+from cdnops.detect.hysteresis import Hysteresis
+from cdnops.detect.report import Reporter
+from cdnops.detect.windows import F32, STATE_DTYPE, TemporalParams, TemporalState
+from cdnops.model import (
+    Anomaly,
+    ApplianceState,
+    BoolArray,
+    DetectionResult,
+    FleetFrame,
+    Inventory,
+    PollFailure,
+)
+
+log = logging.getLogger("cdnops.detect")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """One tick's per-detector verdicts on the (n, m) metric cells."""
+
+    x: F32
+    valid: BoolArray
+    temporal: BoolArray
+    peers: BoolArray
+    bounds: BoolArray
+    counter: BoolArray
+    trend: BoolArray
+    eta_s: F32  # (n, len(trend_cols)) projected seconds to the ceiling
+    peer_view: PeerView | None
+    score: F32
+
+
+class DetectionEngine:
+    """Keeps rolling state per appliance x metric and judges every tick of the fleet.
+
+    Pure CPU: `update` does no I/O and loops in Python only over the few cells whose
+    anomaly enters or clears. `save`/`load` carry the state across a restart.
+    """
+
+    def __init__(self, config: DetectConfig, metrics: Sequence[str]) -> None:
+        self.config = config
+        self.cols = Columns.build(config, metrics)
+        self._params = TemporalParams.from_config(config.temporal)
+        self._reach_thr = reach_thresholds(config)
+        self.reporter = Reporter(self)
+        self.reset()
+
+    def reset(self, ids: tuple[str, ...] = (), services: tuple[str, ...] = ()) -> None:
+        """Start cold, with empty state rows for `ids` and columns for `services`."""
+        self._ids = ids
+        self._inventory: Inventory | None = None
+        self._groups: SiteGroups | None = None
+        self._services = services
+        self._frame_services: tuple[str, ...] = ()
+        self._svc_cols = np.zeros(0, np.intp)  # frame service column -> our column
+        self.tick_s = 0.0  # smoothed seconds between ticks
+        self._last_ts: float | None = None
+        self._allocate(len(ids))
+        self.reporter.restore(())
+
+    def _allocate(self, n: int) -> None:
+        m, k, h = len(self.cols.metrics), len(self.cols.trend_cols), self.config.hysteresis
+        s, svc = len(self._services), self.config.services
+        self.temporal = TemporalState((n, m), self._params)
+        self.trend = TrendState((n, k), self.config.trend_ticks)
+        self.reach_runs = np.zeros(n, np.int32)
+        self.service_runs = np.zeros((n, s), np.int32)
+        self.h_metric = Hysteresis((n, m), h.enter_ticks, h.window_ticks, h.clear_ticks)
+        self.h_reach = Hysteresis((n,), 1, 1, 1)
+        self.h_service = Hysteresis((n, s), 1, 1, svc.clear_ticks)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Appliance id of each state row."""
+        return self._ids
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Service names of the service state columns."""
+        return self._services
+
+    def update(self, frame: FleetFrame) -> DetectionResult:
+        """Judge one tick of the fleet and return scores and anomalies."""
+        self._sync_rows(frame)
+        self._sync_services(frame.services)
+        self._tick_time(frame.ts)
+        v = self._metric_verdicts(frame)
+        fired = v.temporal | v.peers | v.bounds | v.counter
+        if len(self.cols.trend_cols):
+            fired[:, self.cols.trend_cols] |= v.trend
+        m_in, m_out = self.h_metric.update(fired)
+        down = frame.failure != PollFailure.OK
+        count_runs(self.reach_runs, down)
+        unreachable = self.config.reachability.enabled & (
+            self.reach_runs >= self._reach_thr[frame.failure]
+        )
+        r_in, r_out = self.h_reach.update(unreachable)
+        failed = failed_services(frame.service_status, self._svc_cols, len(self._services))
+        count_runs(self.service_runs, failed)
+        svc_fire = self.config.services.enabled & (
+            self.service_runs >= self.config.services.failed_ticks
+        )
+        s_in, s_out = self.h_service.update(svc_fire)
+        return self.reporter.report(frame, v, (m_in, m_out), (r_in, r_out), (s_in, s_out))
+
+    def _tick_time(self, ts: float) -> None:
+        if self._last_ts is not None and ts > self._last_ts:
+            dt = ts - self._last_ts
+            self.tick_s = dt if self.tick_s <= 0 else 0.9 * self.tick_s + 0.1 * dt
+        self._last_ts = ts
+
+    def _values(self, frame: FleetFrame) -> tuple[F32, BoolArray]:
+        idx = self.cols.index_of(frame.metrics)
+        x = frame.values.astype(STATE_DTYPE)
+        valid = frame.valid & np.isfinite(x)
+        if idx is None:
+            return x, valid
+        present = idx >= 0
+        safe = np.where(present, idx, 0)
+        return x[:, safe], valid[:, safe] & present
+
+    def _metric_verdicts(self, frame: FleetFrame) -> Verdicts:
+        cfg, cols = self.config, self.cols
+        x, valid = self._values(frame)
+        serving = frame.state == ApplianceState.SERVING
+        learn = valid & ~(~serving[:, None] & cols.traffic)
+        score, _ = self.temporal.update(x, learn, cols.up, cols.down)
+        baseline_ok = learn & (self.temporal.count > cfg.warmup_ticks)
+        temporal = baseline_ok & (score >= np.float32(cfg.temporal.threshold)) & cols.temporal
+        score[~(baseline_ok & cols.temporal)] = np.nan
+        bounds = learn & ((x > cols.above) | (x < cols.below))
+        counter = learn & (x > cols.counter_limit)
+        peers = np.zeros_like(valid)
+        view = None
+        if cfg.peers.enabled and self._groups is not None and cols.peers.any():
+            view = compare_peers(self._groups, x, learn & serving[:, None], cfg, cols.peers)
+            dz = np.fmax(view.z * cols.up, -view.z * cols.down)
+            peers = dz >= np.float32(cfg.peers.z)
+            np.fmax(score, dz * dz / (dz * dz + np.float32(cfg.peers.z) ** 2), out=score)
+        trend, eta = self._trend(x, learn)
+        if len(cols.trend_cols):
+            near = np.clip(1.0 - eta / (2.0 * cols.horizon_s), 0.0, 1.0)
+            sub = score[:, cols.trend_cols]
+            score[:, cols.trend_cols] = np.fmax(sub, np.where(learn[:, cols.trend_cols], near, sub))
+        hard = bounds | counter
+        score[hard] = 1.0
+        return Verdicts(x, valid, temporal, peers, bounds, counter, trend, eta, view, score)
+
+    def _trend(self, x: F32, learn: BoolArray) -> tuple[BoolArray, F32]:
+        tc = self.cols.trend_cols
+        if not len(tc):
+            empty = np.zeros((x.shape[0], 0), STATE_DTYPE)
+            return empty.astype(np.bool_), empty
+        self.trend.update(x[:, tc], learn[:, tc])
+        eta = self.trend.seconds_to(self.cols.ceiling, self.tick_s or 1.0)
+        warmed = self.trend.count > self.config.warmup_ticks
+        below = self.trend.level < self.cols.ceiling
+        return learn[:, tc] & warmed & below & (eta <= self.cols.horizon_s), eta
+
+    def _sync_rows(self, frame: FleetFrame) -> None:
+        """Remap state rows by appliance id when the inventory changed."""
+        inv = frame.inventory
+        if inv is self._inventory:
+            return
+        ids = tuple(a.id for a in inv.appliances)
+        if ids != self._ids:
+            old = {a: i for i, a in enumerate(self._ids)}
+            rows = np.array([old.get(a, -1) for a in ids], np.intp)
+            self._take(rows, rows >= 0, ids)
+        self._inventory = inv
+        self._groups = SiteGroups(frame.site_index.astype(np.intp), len(frame.sites))
+        self.reporter.reindex(inv, frame.sites, frame.site_index)
+
+    def _take(self, rows: np.ndarray, keep: BoolArray, ids: tuple[str, ...]) -> None:
+        safe = np.where(keep, rows, 0)
+        self.temporal.take(safe, keep)
+        for name in ("level", "slope", "count"):
+            arr = getattr(self.trend, name)
+            new = np.zeros((len(ids), *arr.shape[1:]), arr.dtype)
+            new[keep] = arr[safe[keep]]
+            setattr(self.trend, name, new)
+        for name in ("reach_runs", "service_runs"):
+            arr = getattr(self, name)
+            new = np.zeros((len(ids), *arr.shape[1:]), arr.dtype)
+            new[keep] = arr[safe[keep]]
+            setattr(self, name, new)
+        for h in (self.h_metric, self.h_reach, self.h_service):
+            h.take(safe, keep)
+        dropped = set(self._ids) - set(ids)
+        self.reporter.forget(dropped)
+        self._ids = ids
+
+    def _sync_services(self, names: tuple[str, ...]) -> None:
+        """Our service columns only grow; new names get new columns, in any frame order."""
+        if names == self._frame_services:
+            return
+        merged = self._services + tuple(n for n in names if n not in self._services)
+        self._frame_services = names
+        self._svc_cols = np.array([merged.index(n) for n in names], np.intp)
+        if merged == self._services:
+            return
+        self._services = merged
+        n, s = len(self._ids), len(merged)
+        new = np.zeros((n, s), np.int32)
+        new[:, : self.service_runs.shape[1]] = self.service_runs
+        self.service_runs = new
+        self.h_service.grow((n, s))
+
+    @property
+    def active(self) -> tuple[Anomaly, ...]:
+        """The anomalies active after the last tick."""
+        return self.reporter.active
+
+    def save(self, path: Path) -> None:
+        """Write the state so a restarted daemon does not start cold."""
+        persist.save(self, path)
+
+    @classmethod
+    def load(cls, path: Path, config: DetectConfig, metrics: Sequence[str]) -> DetectionEngine:
+        """An engine with the state saved at `path`, or a fresh one (with a warning) if the
+        file is missing, corrupt or was written for other metrics."""
+        engine = cls(config, metrics)
+        persist.restore(engine, path)
+        return engine

@@ -1,0 +1,52 @@
+"""Hysteresis over firing cells: enter after k of the last n ticks, leave after m clean ticks."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from cdnops.model import BoolArray
+
+
+class Hysteresis:
+    """Per-cell state machine, vectorized; the last `window` verdicts are kept as bits."""
+
+    def __init__(self, shape: tuple[int, ...], enter: int, window: int, clear: int) -> None:
+        if not 1 <= enter <= window <= 16:
+            raise ValueError("need 1 <= enter <= window <= 16")
+        self.enter, self.window, self.clear = enter, window, clear
+        self.mask = np.uint16((1 << window) - 1)
+        self.bits = np.zeros(shape, np.uint16)
+        self.active = np.zeros(shape, np.bool_)
+        self.clean = np.zeros(shape, np.int32)  # clean ticks in a row while active
+
+    def update(self, fired: BoolArray) -> tuple[BoolArray, BoolArray]:
+        """Fold one tick of verdicts in; returns (entered, cleared) masks."""
+        self.bits <<= np.uint16(1)
+        self.bits |= fired
+        self.bits &= self.mask
+        entered = ~self.active & (np.bitwise_count(self.bits) >= self.enter)
+        self.clean += 1
+        self.clean *= ~fired
+        cleared = self.active & (self.clean >= self.clear)
+        self.active |= entered
+        self.active &= ~cleared
+        return entered, cleared
+
+    def grow(self, shape: tuple[int, ...]) -> None:
+        """Widen to more columns (a service seen for the first time); new cells are clean."""
+        if shape == self.bits.shape:
+            return
+        for name in ("bits", "active", "clean"):
+            old = getattr(self, name)
+            new = np.zeros(shape, old.dtype)
+            new[tuple(slice(0, s) for s in old.shape)] = old
+            setattr(self, name, new)
+
+    def take(self, rows: npt.NDArray[np.intp], keep: BoolArray) -> None:
+        """Re-index rows after an inventory change; new rows start clean."""
+        for name in ("bits", "active", "clean"):
+            old = getattr(self, name)
+            new = np.zeros((len(rows), *old.shape[1:]), old.dtype)
+            new[keep] = old[rows[keep]]
+            setattr(self, name, new)

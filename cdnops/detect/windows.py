@@ -1,0 +1,206 @@
+"""Rolling state per series: robust two-scale EWMA and the anomaly likelihood of its z-scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from cdnops.config.detect import TemporalConfig
+
+F32 = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
+
+_A = TypeVar("_A", bound=npt.NDArray[Any])
+
+STATE_DTYPE = np.float32
+_HALF_SCORE_LOG10 = 5.0
+_LN10 = float(np.log(10.0))
+_HALF_LN_2PI = 0.5 * float(np.log(2.0 * np.pi))
+# Abramowitz & Stegun 26.2.17 (error < 7.5e-8): Q(z) = phi(z) * t * poly(t), t = 1/(1+p z).
+_AS_P = 0.2316419
+_AS_B = (0.319381530, -0.356563782, 1.781477937, -1.821255978, 1.330274429)
+
+
+def log10_tail(z: F32) -> F32:
+    """-log10 of the upper normal tail Q(z) for z >= 0, without underflow."""
+    t = 1.0 / (1.0 + _AS_P * z)
+    poly: F32 = np.full_like(t, _AS_B[4])
+    for b in reversed(_AS_B[:4]):
+        poly = poly * t + np.float32(b)
+    log_q = np.log(t * poly) - 0.5 * z * z - _HALF_LN_2PI
+    out: F32 = (-log_q / _LN10).astype(STATE_DTYPE, copy=False)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TemporalParams:
+    """The kernel's constants, derived once from the config."""
+
+    a_fast: float
+    a_slow: float
+    a_short: float
+    a_long: float
+    clip: float
+    rel_floor2: float
+    abs_floor2: float
+    threshold: float
+    refractory: int
+
+    @classmethod
+    def from_config(cls, cfg: TemporalConfig) -> TemporalParams:
+        """EWMA weights are 1/ticks so a window of N ticks has a memory of about N ticks."""
+        return cls(
+            a_fast=1.0 / cfg.fast_ticks,
+            a_slow=1.0 / cfg.slow_ticks,
+            a_short=1.0 / cfg.short_ticks,
+            a_long=1.0 / cfg.long_ticks,
+            clip=cfg.clip_sigma,
+            rel_floor2=cfg.rel_floor**2,
+            abs_floor2=cfg.abs_floor**2,
+            threshold=cfg.threshold,
+            refractory=cfg.refractory_ticks,
+        )
+
+
+_YOUNG_TICKS = 8
+STATE_FIELDS = ("mean_f", "var_f", "mean_s", "var_s", "r_short", "r_mean", "r_var", "quiet")
+
+
+class TemporalState:
+    """The temporal detector for an (n, m) block of series, updated once per tick.
+
+    Each tick scores the new value against the state built from the past only, then
+    folds the value into the state. The raw score is the larger direction-aware z-score
+    against a fast and a slow EWMA baseline; updates are clipped to `clip_sigma` so one
+    outlier barely moves the baseline. The final score is the anomaly likelihood of the
+    raw score: how improbable its short average is under its own long-run distribution,
+    on Numenta's log scale, so a series that is always noisy does not always alarm.
+    """
+
+    def __init__(self, shape: tuple[int, int], params: TemporalParams) -> None:
+        self.params = params
+        self.arrays: dict[str, F32] = {k: np.zeros(shape, STATE_DTYPE) for k in STATE_FIELDS}
+        self.count = np.zeros(shape, np.int32)  # valid updates so far (warm-up)
+        self.seeded = np.zeros(shape, np.bool_)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        s = self.count.shape
+        return (s[0], s[1])
+
+    def _seed(self, x: F32, valid: BoolArray) -> None:
+        """A series' first valid value becomes its baseline (no history to compare with)."""
+        new = valid & ~self.seeded
+        if not new.any():
+            return
+        a = self.arrays
+        np.copyto(a["mean_f"], x, where=new)
+        np.copyto(a["mean_s"], x, where=new)
+        for k in ("var_f", "var_s", "r_short", "r_mean", "r_var", "quiet"):
+            a[k][new] = 0.0
+        self.seeded |= new
+
+    def update(self, x: F32, valid: BoolArray, up: F32, down: F32) -> tuple[F32, F32]:
+        """Score this tick's values, then learn from them.
+
+        Args:
+            x: values (n, m); anything where `valid` is False is ignored.
+            valid: which cells hold a value to score and learn from.
+            up: (m,) 1 where a rise is bad, else 0; `down` likewise for a drop.
+
+        Returns:
+            (score in [0, 1], signed z-score against the slow baseline); both are
+            meaningless where `valid` is False or the series is not warmed up.
+        """
+        self._seed(x, valid)
+        a, p = self.arrays, self.params
+        xf = np.where(valid, x, a["mean_s"])
+        vf = valid.astype(STATE_DTYPE)
+        # Until a series has 1/a values, the EWMAs are plain running means (bias-corrected
+        # start), and outliers are not clipped: there is no spread to clip against yet.
+        inv = np.reciprocal(self.count + np.float32(1.0), dtype=STATE_DTYPE)
+        young = self.count < _YOUNG_TICKS
+        floor2 = a["mean_s"] * a["mean_s"] * np.float32(p.rel_floor2) + np.float32(p.abs_floor2)
+        z_slow, dev_s, sd_s = _zscore(xf, a["mean_s"], a["var_s"], floor2)
+        z_fast, dev_f, sd_f = _zscore(xf, a["mean_f"], a["var_f"], floor2)
+        raw = np.maximum(_directed(z_slow, up, down), _directed(z_fast, up, down))
+        for mean, var, dev, sd, alpha in (
+            (a["mean_s"], a["var_s"], dev_s, sd_s, p.a_slow),
+            (a["mean_f"], a["var_f"], dev_f, sd_f, p.a_fast),
+        ):
+            lim = sd * np.float32(p.clip)
+            lim[young] = np.inf
+            _ewm_clipped(mean, var, dev, lim, np.maximum(inv, np.float32(alpha)) * vf)
+        score = self._likelihood(raw, vf, inv)
+        self.count += valid
+        return score, z_slow
+
+    def _likelihood(self, raw: F32, vf: F32, inv: F32) -> F32:
+        a, p = self.arrays, self.params
+        short, mean, var = a["r_short"], a["r_mean"], a["r_var"]
+        short += (raw - short) * (np.maximum(inv, np.float32(p.a_short)) * vf)
+        zr = (short - mean) / np.sqrt(var + np.float32(1e-6))
+        np.maximum(zr, 0.0, out=zr)
+        # -log10 of the tail mapped to [0, 1) without saturating, 0.5 at a tail of 1e-5,
+        # so that the most extreme scores stay ordered.
+        lt = log10_tail(zr)
+        score = lt / (lt + np.float32(_HALF_SCORE_LOG10))
+        # The long-run distribution learns from the raw score clipped near its bulk, so an
+        # anomaly does not teach the detector that anomalies are normal.
+        d = np.minimum(raw - mean, np.float32(3.0) * np.sqrt(var) + np.float32(1.0))
+        w = np.maximum(inv, np.float32(p.a_long)) * vf
+        mean += d * w
+        var -= w * var
+        var += w * (1.0 - w) * d * d
+        if p.refractory:
+            score = self._damp_repeats(score, vf)
+        return score
+
+    def _damp_repeats(self, score: F32, vf: F32) -> F32:
+        """After a firing, later firings of the same episode are damped for a while."""
+        quiet = self.arrays["quiet"]
+        damped = score * np.where(quiet > 0, np.float32(0.5), np.float32(1.0))
+        fired = damped >= self.params.threshold
+        quiet -= vf
+        np.maximum(quiet, 0.0, out=quiet)
+        np.copyto(quiet, np.float32(self.params.refractory), where=fired)
+        return damped
+
+    def take(self, rows: npt.NDArray[np.intp], keep: BoolArray) -> None:
+        """Re-index rows after an inventory change: row i becomes old row `rows[i]` where
+        `keep[i]`, else a fresh series."""
+        for k, arr in self.arrays.items():
+            self.arrays[k] = _take_rows(arr, rows, keep, 0.0)
+        self.count = _take_rows(self.count, rows, keep, 0)
+        self.seeded = _take_rows(self.seeded, rows, keep, False)
+
+
+def _take_rows(arr: _A, rows: npt.NDArray[np.intp], keep: BoolArray, fill: object) -> _A:
+    out = np.full((len(rows), *arr.shape[1:]), fill, arr.dtype)
+    out[keep] = arr[rows[keep]]
+    return out  # type: ignore[return-value]
+
+
+def _zscore(x: F32, mean: F32, var: F32, floor2: F32) -> tuple[F32, F32, F32]:
+    dev = x - mean
+    sd = np.sqrt(var + floor2)
+    return dev / sd, dev, sd
+
+
+def _directed(z: F32, up: F32, down: F32) -> F32:
+    """The part of z that is bad: max(z * up, -z * down), never negative."""
+    out: F32 = np.maximum(z * up, -z * down)
+    np.maximum(out, 0.0, out=out)
+    return out
+
+
+def _ewm_clipped(mean: F32, var: F32, dev: F32, lim: F32, w: F32) -> None:
+    """One step of exponentially weighted mean and variance with the deviation clipped."""
+    d = np.clip(dev, -lim, lim)
+    mean += d * w
+    var -= w * var
+    var += w * (1.0 - w) * d * d
