@@ -1,0 +1,1 @@
+"""Incidents: anomalies grouped into one incident per problem, correlated, silenced, triaged."""

@@ -1,0 +1,183 @@
+"""Incident types: scope, kind, severity, the incident itself and its triage signals."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from cdnops.model import Anomaly, Detector
+
+
+class Scope(enum.StrEnum):
+    """What an incident is about: one appliance, a site, or the whole fleet."""
+
+    APPLIANCE = "appliance"
+    SITE = "site"
+    FLEET = "fleet"
+
+
+class IncidentKind(enum.StrEnum):
+    """The kind of problem; metric anomalies are further split by metric family."""
+
+    METRIC = "metric"
+    UNREACHABLE = "unreachable"
+    SERVICE_FAILED = "service_failed"
+
+
+class Severity(enum.StrEnum):
+    """How bad: site and fleet incidents, unreachable and failed services are critical."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Status(enum.StrEnum):
+    """Open until a clean period has passed."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+FLEET_SUBJECT = "fleet"
+
+
+def kind_of(metric: str) -> IncidentKind:
+    """The incident kind of an anomaly's `metric` field."""
+    if metric == "reachability":
+        return IncidentKind.UNREACHABLE
+    if metric.startswith("service:"):
+        return IncidentKind.SERVICE_FAILED
+    return IncidentKind.METRIC
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """What makes two anomalies the same problem: one open incident per key."""
+
+    scope: Scope
+    subject: str  # appliance id, site, or `fleet`
+    kind: IncidentKind
+    family: str
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.subject}/{self.kind}/{self.family}"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One step in an incident's life."""
+
+    ts: float
+    event: str  # opened, absorbed, inhibited, released, flapped, silenced, triaged, resolved...
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class TriageSignal:
+    """One signal that changed around the trigger, with the line an operator reads."""
+
+    appliance: str
+    metric: str
+    change_ts: float  # NaN when no significant change was found
+    lead_s: float  # > 0: changed that long before the trigger
+    shift_sigma: float  # size of the mean shift in noise standard deviations (signed)
+    pearson: float
+    spearman: float
+    score: float  # in [0, 1], the ranking key
+    line: str
+
+
+@dataclass(slots=True)
+class Incident:
+    """One problem. Mutated only by the tracker; readers get copies (`snapshot`)."""
+
+    id: str
+    key: Key
+    site: str  # empty for a fleet incident
+    metric: str  # the triggering metric (`reachability`, `service:<name>` included)
+    severity: Severity
+    opened_ts: float
+    first_seen_ts: float
+    last_seen_ts: float
+    status: Status = Status.OPEN
+    resolved_ts: float | None = None
+    active: bool = True  # an absorbed anomaly is active right now
+    quiet_since_ts: float | None = None
+    flaps: int = 0
+    parent: str | None = None  # the site or fleet incident that inhibits this one
+    silenced_by: str | None = None
+    announced: bool = False  # `opened` went on the bus (silenced incidents stay quiet)
+    members: tuple[str, ...] = ()  # appliances of a site incident, sites of a fleet one
+    labels: Mapping[str, str] = field(default_factory=dict)
+    anomalies: tuple[Anomaly, ...] = ()  # the most recent ones absorbed, capped
+    absorbed_total: int = 0
+    triage: tuple[TriageSignal, ...] = ()
+
+    @property
+    def scope(self) -> Scope:
+        return self.key.scope
+
+    @property
+    def subject(self) -> str:
+        return self.key.subject
+
+    @property
+    def kind(self) -> IncidentKind:
+        return self.key.kind
+
+    @property
+    def family(self) -> str:
+        return self.key.family
+
+    @property
+    def inhibited(self) -> bool:
+        return self.parent is not None
+
+    @property
+    def silenced(self) -> bool:
+        return self.silenced_by is not None
+
+    def snapshot(self) -> Incident:
+        """A copy that later ticks do not change (every collection field is immutable)."""
+        return Incident(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+    def summary(self) -> str:
+        """`site sea01 origin_latency_p99_ms (metric)`: a short name for logs."""
+        return f"{self.scope} {self.subject} {self.family} ({self.kind})"
+
+
+def anomaly_to_json(a: Anomaly) -> dict[str, Any]:
+    """An anomaly as JSON-ready data."""
+    return {
+        "appliance": a.appliance,
+        "site": a.site,
+        "metric": a.metric,
+        "detector": str(a.detector),
+        "value": a.value,
+        "baseline": a.baseline,
+        "score": a.score,
+        "since_ts": a.since_ts,
+        "explanation": a.explanation,
+    }
+
+
+def anomaly_from_json(d: Mapping[str, Any]) -> Anomaly:
+    """The inverse of `anomaly_to_json`."""
+    return Anomaly(
+        appliance=str(d["appliance"]),
+        site=str(d["site"]),
+        metric=str(d["metric"]),
+        detector=Detector(d["detector"]),
+        value=_num(d["value"]),
+        baseline=_num(d["baseline"]),
+        score=float(d["score"]),
+        since_ts=float(d["since_ts"]),
+        explanation=str(d["explanation"]),
+    )
+
+
+def _num(x: Any) -> float:
+    # JSON has no NaN: it is stored as null.
+    return float("nan") if x is None else float(x)

@@ -1,0 +1,103 @@
+"""Silences: matchers with a start and an end; a silenced incident is kept but triggers nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from cdnops.config.incidents import SilenceConfig
+from cdnops.incidents.model import Incident, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Every matcher given must match; `None` (or no labels) matches anything."""
+
+    id: str
+    starts_ts: float
+    ends_ts: float
+    comment: str
+    appliance: str | None = None
+    site: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    metric: str | None = None
+    kind: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: SilenceConfig, position: int) -> Silence:
+        """A silence from the config; unnamed ones get `config-<position>`."""
+        return cls(
+            id=cfg.id or f"config-{position}",
+            starts_ts=cfg.starts_at.timestamp(),
+            ends_ts=cfg.ends_at.timestamp(),
+            comment=cfg.comment,
+            appliance=cfg.appliance,
+            site=cfg.site,
+            labels=dict(cfg.labels),
+            metric=cfg.metric,
+            kind=cfg.kind,
+        )
+
+    def in_effect(self, now: float) -> bool:
+        """From `starts_ts` (included) to `ends_ts` (excluded)."""
+        return self.starts_ts <= now < self.ends_ts
+
+    def matches(self, inc: Incident) -> bool:
+        """Whether the matchers select `inc` (regardless of time)."""
+        if self.kind is not None and self.kind != inc.kind:
+            return False
+        if self.metric is not None and not (
+            fnmatchcase(inc.metric, self.metric) or fnmatchcase(inc.family, self.metric)
+        ):
+            return False
+        if self.site is not None and not fnmatchcase(inc.site, self.site):
+            return False
+        if self.appliance is not None and (
+            inc.scope is not Scope.APPLIANCE or not fnmatchcase(inc.subject, self.appliance)
+        ):
+            return False
+        return all(inc.labels.get(k) == v for k, v in self.labels.items())
+
+
+class Silences:
+    """The set of silences; later the API adds and expires them at run time."""
+
+    def __init__(self, silences: Iterable[Silence] = ()) -> None:
+        self._by_id: dict[str, Silence] = {}
+        for s in silences:
+            self.add(s)
+
+    @classmethod
+    def from_config(cls, configs: Iterable[SilenceConfig]) -> Silences:
+        """The silences of the `incidents.silences` config list."""
+        return cls(Silence.from_config(c, i) for i, c in enumerate(configs))
+
+    def add(self, silence: Silence) -> None:
+        """Add or replace (by id) a silence."""
+        self._by_id[silence.id] = silence
+
+    def remove(self, silence_id: str) -> bool:
+        """Remove a silence; False if there was none with that id."""
+        return self._by_id.pop(silence_id, None) is not None
+
+    def all(self) -> list[Silence]:
+        """Every silence, expired ones included until pruned."""
+        return list(self._by_id.values())
+
+    def prune(self, now: float) -> list[Silence]:
+        """Drop expired silences and return them."""
+        gone = [s for s in self._by_id.values() if s.ends_ts <= now]
+        for s in gone:
+            del self._by_id[s.id]
+        return gone
+
+    def match(self, inc: Incident, now: float) -> Silence | None:
+        """The first silence in effect at `now` that matches `inc`."""
+        for s in self._by_id.values():
+            if s.in_effect(now) and s.matches(inc):
+                return s
+        return None
+
+    def __len__(self) -> int:
+        return len(self._by_id)

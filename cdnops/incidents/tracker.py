@@ -1,0 +1,394 @@
+"""The incident tracker: detection results in, incidents out, one tick at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+
+from cdnops.config.incidents import IncidentsConfig
+from cdnops.incidents.correlate import fleet_groups, parent_key, site_groups
+from cdnops.incidents.events import Change as C
+from cdnops.incidents.events import EventBus, EventType, site_label, state_label
+from cdnops.incidents.fleetview import FleetView
+from cdnops.incidents.history import History
+from cdnops.incidents.journal import Journal, timeline_entries
+from cdnops.incidents.model import (
+    Incident,
+    IncidentKind,
+    Key,
+    Scope,
+    Severity,
+    Status,
+    TimelineEntry,
+    TriageSignal,
+    kind_of,
+)
+from cdnops.incidents.persist import from_row
+from cdnops.incidents.silences import Silences
+from cdnops.incidents.triage import MIN_TICKS, Triage, job_for
+from cdnops.model import Anomaly, DetectionResult, FleetFrame
+from cdnops.store.db import Store
+
+log = logging.getLogger("cdnops.incidents")
+
+PERSIST_SEEN_EVERY_S = 30.0  # `last_seen` alone is rewritten at most this often
+CRITICAL_SCORE = 0.9
+SCOPES = (Scope.APPLIANCE, Scope.SITE, Scope.FLEET)
+
+
+class IncidentTracker:
+    """Turns each tick's anomalies into incidents, kept in the store.
+
+    `update` is called on the event loop once per tick; its cost is proportional to
+    the active anomalies and open incidents (plus O(n) numpy for appliance states and
+    the triage history), and it writes the store only when something changed.
+    Triage runs in the `Triage` pool; results are attached on a later `update`
+    (or `collect_triage`).
+    """
+
+    def __init__(
+        self,
+        config: IncidentsConfig,
+        store: Store,
+        bus: EventBus,
+        *,
+        clock: Callable[[], float] = time.time,
+        triage: Triage | None = None,
+        silences: Silences | None = None,
+    ) -> None:
+        self.config = config
+        self.silences = silences if silences is not None else Silences.from_config(config.silences)
+        self._clock = clock
+        self._journal = Journal(store, bus)
+        self._owns_triage = triage is None and config.triage.enabled
+        self._triage = Triage(config.triage) if self._owns_triage else triage
+        self.history = History(config.triage.history_ticks) if self._triage else None
+        self._view = FleetView(config.excluded_states)
+        self._open: dict[Key, Incident] = {}
+        self._recent: dict[Key, Incident] = {}  # resolved within the hold-down window
+        self._pending: dict[str, Future[list[TriageSignal]]] = {}
+        self._saved_seen: dict[str, float] = {}
+        self._load(store)
+
+    def _load(self, store: Store) -> None:
+        now = self._clock()
+        for row in store.load_incidents(resolved_since=now - self.config.hold_down_s):
+            inc = from_row(row)
+            self._saved_seen[inc.id] = inc.last_seen_ts
+            if inc.status is Status.RESOLVED:
+                self._recent[inc.key] = inc
+            elif inc.key in self._open:
+                log.warning("store holds two open incidents for %s; keeping %s", inc.key, inc.id)
+            else:
+                self._open[inc.key] = inc
+        log.info("incidents loaded from the store: open=%d", len(self._open))
+
+    def close(self) -> None:
+        """Stop the triage pool if the tracker made it."""
+        if self._owns_triage and self._triage is not None:
+            self._triage.close()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def open_incidents(self) -> list[Incident]:
+        """Copies of every open incident, silenced and inhibited ones included."""
+        return [inc.snapshot() for inc in self._open.values()]
+
+    def releasable(self) -> list[Incident]:
+        """Open, not inhibited, not silenced, past `group_wait_s`: what automation may act on."""
+        now = self._clock()
+        return [
+            inc.snapshot()
+            for inc in self._open.values()
+            if not inc.inhibited and not inc.silenced and not self._waiting(inc, now)
+        ]
+
+    def get(self, incident_id: str) -> Incident | None:
+        """An open or recently resolved incident by id."""
+        for inc in (*self._open.values(), *self._recent.values()):
+            if inc.id == incident_id:
+                return inc.snapshot()
+        return None
+
+    def timeline(self, incident_id: str) -> list[TimelineEntry]:
+        """An incident's whole timeline, from the store."""
+        return timeline_entries(self._journal.store.timeline(incident_id))
+
+    def _waiting(self, inc: Incident, now: float) -> bool:
+        return now - inc.opened_ts < self.config.group_wait_s
+
+    # -- one tick --------------------------------------------------------------------
+
+    def update(self, frame: FleetFrame, result: DetectionResult) -> None:
+        """Take in one tick: open, absorb, flap, correlate, silence, resolve; then write."""
+        now = self._clock()
+        self._view.update(frame)
+        if self.history is not None:
+            self.history.append(frame)
+        self._collect(now)
+        self._track_appliances(result, now)
+        self._correlate(now)
+        self._apply_silences(now)
+        self._resolve_quiet(now)
+        self._announce(now)
+        self._forget_recent(now)
+        self._flush(now)
+
+    def _track_appliances(self, result: DetectionResult, now: float) -> None:
+        groups: dict[Key, list[Anomaly]] = {}
+        for a in result.active:
+            if not self._view.is_excluded(a.appliance):
+                key = Key(Scope.APPLIANCE, a.appliance, kind_of(a.metric), self._family(a.metric))
+                groups.setdefault(key, []).append(a)
+        entered = {_sig(a) for a in result.entered}
+        for key, anomalies in groups.items():
+            inc = self._open.get(key) or self._reopen(key, now)
+            if inc is None:
+                self._open_new(key, anomalies, now)
+                continue
+            new = [a for a in anomalies if _sig(a) in entered]
+            self._seen(inc, now, new)
+        for inc in self._open.values():
+            if inc.scope is Scope.APPLIANCE and inc.active and inc.key not in groups:
+                self._go_quiet(inc, now)
+
+    def _family(self, metric: str) -> str:
+        return self.config.families.get(metric, metric)
+
+    def _open_new(
+        self, key: Key, anomalies: Sequence[Anomaly], now: float, members: tuple[str, ...] = ()
+    ) -> Incident:
+        first = max(anomalies, key=lambda a: a.score) if anomalies else None
+        inc = Incident(
+            id=f"inc-{uuid.uuid4().hex[:16]}",
+            key=key,
+            site=key.subject if key.scope is Scope.SITE else (first.site if first else ""),
+            metric=first.metric if first else key.family,
+            severity=_severity(key, anomalies),
+            opened_ts=now,
+            first_seen_ts=min((a.since_ts for a in anomalies), default=now),
+            last_seen_ts=now,
+            members=members,
+            labels=self._view.labels(key.subject) if key.scope is Scope.APPLIANCE else {},
+        )
+        self._add_anomalies(inc, anomalies)
+        self._open[key] = inc
+        self._journal.note(inc, now, "opened", inc.summary())
+        self._attach_to_parent(inc, now)
+        return inc
+
+    def _reopen(self, key: Key, now: float) -> Incident | None:
+        inc = self._recent.pop(key, None)
+        if inc is None:
+            return None
+        inc.status, inc.resolved_ts = Status.OPEN, None
+        inc.active, inc.quiet_since_ts, inc.last_seen_ts = True, None, now
+        inc.flaps += 1
+        self._open[key] = inc
+        # Consumers saw it resolve: they get `opened` again, with the flap count.
+        inc.announced = False
+        self._journal.note(inc, now, "reopened", f"flap {inc.flaps} within the hold-down")
+        self._attach_to_parent(inc, now)
+        return inc
+
+    def _seen(self, inc: Incident, now: float, new: Sequence[Anomaly]) -> None:
+        inc.last_seen_ts = now
+        if not inc.active:
+            inc.active, inc.quiet_since_ts = True, None
+            inc.flaps += 1
+            self._journal.emit(inc, EventType.UPDATED, now, C.FLAPPED, f"flap {inc.flaps}")
+        if new:
+            self._add_anomalies(inc, new)
+            detail = ", ".join(f"{a.metric}/{a.detector}" for a in new)
+            self._journal.emit(inc, EventType.UPDATED, now, C.ABSORBED, detail)
+
+    def _go_quiet(self, inc: Incident, now: float) -> None:
+        inc.active, inc.quiet_since_ts = False, now
+        self._journal.note(inc, now, "quiet")
+
+    def _add_anomalies(self, inc: Incident, anomalies: Sequence[Anomaly]) -> None:
+        inc.anomalies = (*inc.anomalies, *anomalies)[-self.config.max_anomalies_kept :]
+        inc.absorbed_total += len(anomalies)
+        if _severity(inc.key, anomalies) is Severity.CRITICAL:
+            inc.severity = Severity.CRITICAL
+
+    # -- correlation -----------------------------------------------------------------
+
+    def _correlate(self, now: float) -> None:
+        cfg, window = self.config, self.config.grouping_window_s
+        apps = self._of_scope(Scope.APPLIANCE)
+        for key, members in site_groups(apps, self._view.site_sizes, cfg.site, window, now).items():
+            self._group(key, members, now)
+        self._refresh_groups(Scope.SITE, Scope.APPLIANCE, now)
+        sites = self._of_scope(Scope.SITE)
+        for key, members in fleet_groups(sites, self._view.n_sites, cfg.fleet, window, now).items():
+            self._group(key, members, now)
+        self._refresh_groups(Scope.FLEET, Scope.SITE, now)
+
+    def _of_scope(self, scope: Scope) -> list[Incident]:
+        return [inc for inc in self._open.values() if inc.scope is scope]
+
+    def _group(self, key: Key, members: tuple[str, ...], now: float) -> None:
+        parent = self._open.get(key) or self._reopen(key, now)
+        if parent is None:
+            parent = self._open_new(key, [], now)
+        child_scope = Scope.APPLIANCE if key.scope is Scope.SITE else Scope.SITE
+        for subject in members:
+            child = self._open.get(Key(child_scope, subject, key.kind, key.family))
+            if child is not None and child.parent != parent.id:
+                self._inhibit(child, parent, now)
+
+    def _attach_to_parent(self, inc: Incident, now: float) -> None:
+        pkey = parent_key(inc)
+        parent = self._open.get(pkey) if pkey is not None else None
+        if parent is not None:
+            self._inhibit(inc, parent, now)
+
+    def _inhibit(self, child: Incident, parent: Incident, now: float) -> None:
+        child.parent = parent.id
+        self._journal.emit(child, EventType.UPDATED, now, C.INHIBITED, f"by {parent.id}")
+        if child.subject not in parent.members:
+            parent.members = (*parent.members, child.subject)
+        if not parent.anomalies or parent.metric == parent.family:
+            parent.metric = child.metric
+        parent.first_seen_ts = min(parent.first_seen_ts, child.first_seen_ts)
+        self._add_anomalies(parent, child.anomalies[-3:])
+        self._journal.emit(parent, EventType.UPDATED, now, C.ABSORBED, child.id)
+
+    def _refresh_groups(self, scope: Scope, child_scope: Scope, now: float) -> None:
+        children: dict[str, list[Incident]] = {}
+        for inc in self._of_scope(child_scope):
+            if inc.parent is not None:
+                children.setdefault(inc.parent, []).append(inc)
+        for parent in self._of_scope(scope):
+            kids = children.get(parent.id, [])
+            active = any(k.active for k in kids)
+            parent.last_seen_ts = max([parent.last_seen_ts, *(k.last_seen_ts for k in kids)])
+            if active and not parent.active:
+                self._seen(parent, now, [])
+            elif not active and parent.active:
+                self._go_quiet(parent, now)
+
+    # -- silences, resolution, announcements -----------------------------------------
+
+    def _apply_silences(self, now: float) -> None:
+        self.silences.prune(now)
+        for inc in self._open.values():
+            match = self.silences.match(inc, now) if len(self.silences) else None
+            sid = match.id if match is not None else None
+            if sid == inc.silenced_by:
+                continue
+            inc.silenced_by = sid
+            if match is not None:
+                self._journal.note(inc, now, "silenced", f"{match.id}: {match.comment}")
+            else:
+                self._journal.note(inc, now, "unsilenced", "silence ended or removed")
+
+    def _resolve_quiet(self, now: float) -> None:
+        horizon = now - self.config.clean_period_s
+        for scope in SCOPES:
+            for inc in self._of_scope(scope):
+                quiet = inc.quiet_since_ts
+                if not inc.active and quiet is not None and quiet <= horizon:
+                    self._resolve(inc, now)
+
+    def _resolve(self, inc: Incident, now: float) -> None:
+        inc.status, inc.resolved_ts = Status.RESOLVED, now
+        del self._open[inc.key]
+        self._recent[inc.key] = inc
+        self._journal.emit(inc, EventType.RESOLVED, now, None, f"quiet since {inc.quiet_since_ts}")
+        for child in self._open.values():
+            if child.parent == inc.id:
+                child.parent = None
+                self._journal.emit(child, EventType.UPDATED, now, C.RELEASED, f"{inc.id} resolved")
+
+    def _announce(self, now: float) -> None:
+        for inc in self._open.values():
+            if not inc.announced and not inc.silenced:
+                inc.announced = True
+                detail = f"flap {inc.flaps}" if inc.flaps else ""
+                self._journal.emit(inc, EventType.OPENED, now, None, detail)
+                if inc.scope is not Scope.FLEET and not inc.inhibited:
+                    self._submit_triage(inc)
+
+    def _forget_recent(self, now: float) -> None:
+        horizon = now - self.config.hold_down_s
+        for key in [k for k, inc in self._recent.items() if (inc.resolved_ts or 0) < horizon]:
+            gone = self._recent.pop(key)
+            self._saved_seen.pop(gone.id, None)
+
+    def _flush(self, now: float) -> None:
+        for inc in self._open.values():
+            if inc.last_seen_ts - self._saved_seen.get(inc.id, 0.0) >= PERSIST_SEEN_EVERY_S:
+                self._journal.dirty(inc)
+        for inc in self._journal.dirty_incidents():
+            self._saved_seen[inc.id] = inc.last_seen_ts
+        self._journal.flush()
+        self._journal.bus.set_open(
+            ((site_label(i), str(i.kind), state_label(i, waiting=self._waiting(i, now))), 1)
+            for i in self._open.values()
+        )
+
+    # -- triage ----------------------------------------------------------------------
+
+    def _submit_triage(self, inc: Incident) -> None:
+        if self._triage is None or self.history is None or len(self.history) < MIN_TICKS:
+            return
+        if inc.scope is Scope.SITE:
+            subjects = self._view.site_appliances(inc.subject)
+        else:
+            subjects = [inc.subject]
+        window = self.history.window(self.history.rows(subjects))
+        job = job_for(inc.snapshot(), window, self._triage.config)
+        self._pending[inc.id] = self._triage.submit(job)
+
+    def _collect(self, now: float) -> int:
+        done = [i for i, fut in self._pending.items() if fut.done()]
+        for incident_id in done:
+            fut = self._pending.pop(incident_id)
+            inc = self._find(incident_id)
+            if inc is None or fut.cancelled():
+                continue
+            exc = fut.exception()
+            if exc is not None:
+                log.warning("triage of %s failed: %r", incident_id, exc)
+                continue
+            inc.triage = tuple(fut.result())
+            top = inc.triage[0].line if inc.triage else "no signal changed"
+            self._journal.emit(inc, EventType.UPDATED, now, C.TRIAGED, top)
+        return len(done)
+
+    def _find(self, incident_id: str) -> Incident | None:
+        for inc in (*self._open.values(), *self._recent.values()):
+            if inc.id == incident_id:
+                return inc
+        return None
+
+    def collect_triage(self) -> int:
+        """Attach finished triage results now (rather than on the next tick); returns how many."""
+        n = self._collect(self._clock())
+        if self._journal.pending:
+            self._journal.flush()
+        return n
+
+    async def wait_triage(self, timeout_s: float) -> int:
+        """Wait for every triage in flight (at most `timeout_s`), then attach the results."""
+        pending: Iterable[Future[list[TriageSignal]]] = list(self._pending.values())
+        if pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=timeout_s)
+        return self.collect_triage()
+
+
+def _sig(a: Anomaly) -> tuple[str, str, str, float]:
+    return (a.appliance, a.metric, str(a.detector), a.since_ts)
+
+
+def _severity(key: Key, anomalies: Iterable[Anomaly]) -> Severity:
+    if key.scope is not Scope.APPLIANCE or key.kind is not IncidentKind.METRIC:
+        return Severity.CRITICAL
+    top = max((a.score for a in anomalies), default=0.0)
+    return Severity.CRITICAL if top >= CRITICAL_SCORE else Severity.WARNING

@@ -1,0 +1,202 @@
+"""SQLite store in WAL mode: schema versioned and migrated at open, one writer."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cdnops.errors import StoreError
+
+# Each entry moves the schema from version i to i + 1. Append only: never edit a shipped step.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        site TEXT NOT NULL,
+        opened_ts REAL NOT NULL,
+        last_seen_ts REAL NOT NULL,
+        resolved_ts REAL,
+        body BLOB NOT NULL
+    );
+    CREATE INDEX incidents_open ON incidents (status, resolved_ts);
+    CREATE TABLE incident_timeline (
+        incident_id TEXT NOT NULL REFERENCES incidents (id),
+        ts REAL NOT NULL,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX incident_timeline_id ON incident_timeline (incident_id, ts);
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    """An incident as stored: the columns queried on, plus the whole incident as JSON."""
+
+    id: str
+    key: str
+    status: str  # open | resolved
+    site: str
+    opened_ts: float
+    last_seen_ts: float
+    resolved_ts: float | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    """One line of an incident's timeline."""
+
+    incident_id: str
+    ts: float
+    event: str
+    detail: str
+
+
+class Store:
+    """The daemon's SQLite file.
+
+    One connection, used only from the thread that created it (the event loop's, in
+    the daemon): sqlite3's own check enforces that. WAL with `synchronous=NORMAL`
+    makes a commit an append to the log without an fsync, so a tick's writes cost
+    well under a millisecond and readers never block the writer; a power loss may
+    lose the last commits but never corrupts the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        except StoreError:
+            self._db.close()
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        """The version the file is at (the number of migrations applied)."""
+        row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0])
+
+    def _migrate(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO schema_version VALUES (0)")
+            current = 0 if row is None else int(row[0])
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"store {self.path} has schema version {current}, newer than this "
+                    f"cdnops knows ({len(MIGRATIONS)}): upgrade cdnops or use another state_dir"
+                )
+            for step in MIGRATIONS[current:]:
+                for statement in _statements(step):
+                    self._db.execute(statement)
+            self._db.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the connection; the store is unusable afterwards."""
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one commit; rolled back if the block raises."""
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot begin: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot commit: {exc}") from exc
+
+    def write_incidents(
+        self, incidents: Sequence[IncidentRow], timeline: Sequence[TimelineRow] = ()
+    ) -> None:
+        """Insert or replace incidents and append timeline lines, in one transaction."""
+        if not incidents and not timeline:
+            return
+        rows = [
+            (i.id, i.key, i.status, i.site, i.opened_ts, i.last_seen_ts, i.resolved_ts,
+             orjson.dumps(i.body))
+            for i in incidents
+        ]  # fmt: skip
+        lines = [(t.incident_id, t.ts, t.event, t.detail) for t in timeline]
+        try:
+            with self.transaction():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                self._db.executemany("INSERT INTO incident_timeline VALUES (?, ?, ?, ?)", lines)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot write incidents: {exc}") from exc
+
+    def load_incidents(self, *, resolved_since: float | None = None) -> list[IncidentRow]:
+        """Open incidents, plus those resolved at or after `resolved_since` if given."""
+        query = "SELECT * FROM incidents WHERE status = 'open'"
+        params: tuple[float, ...] = ()
+        if resolved_since is not None:
+            query += " OR (status = 'resolved' AND resolved_ts >= ?)"
+            params = (resolved_since,)
+        return self._select(query + " ORDER BY opened_ts, id", params)
+
+    def get_incident(self, incident_id: str) -> IncidentRow | None:
+        """One incident by id, open or not."""
+        rows = self._select("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return rows[0] if rows else None
+
+    def timeline(self, incident_id: str) -> list[TimelineRow]:
+        """An incident's timeline, oldest first."""
+        try:
+            cur = self._db.execute(
+                "SELECT * FROM incident_timeline WHERE incident_id = ? ORDER BY ts, rowid",
+                (incident_id,),
+            )
+            return [TimelineRow(r[0], float(r[1]), r[2], r[3]) for r in cur]
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot read timeline: {exc}") from exc
+
+    def _select(self, query: str, params: tuple[Any, ...]) -> list[IncidentRow]:
+        try:
+            cur = self._db.execute(query, params)
+            return [
+                IncidentRow(r[0], r[1], r[2], r[3], float(r[4]), float(r[5]),
+                            None if r[6] is None else float(r[6]), orjson.loads(r[7]))
+                for r in cur
+            ]  # fmt: skip
+        except (sqlite3.Error, orjson.JSONDecodeError) as exc:
+            raise StoreError(f"store {self.path}: cannot read incidents: {exc}") from exc
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit the open transaction; run the steps one by one instead.
+    return [s.strip() for s in script.split(";") if s.strip()]
