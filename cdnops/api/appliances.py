@@ -8,13 +8,21 @@ function of its inputs: nothing here touches the loop or shared mutable state.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
+import numpy.typing as npt
 
 from cdnops.model import BoolArray, DetectionResult, FleetFrame, FloatArray, PollFailure
 
+IntArray64 = npt.NDArray[np.intp]
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Scores live in [0, 1]; four decimals are plenty and keep the float formatting cheap.
+# Scores live in [0, 1]; four decimals are plenty, and with them every score's text comes
+# from a table of 10,001 strings instead of a float formatting per cell.
 SCORE_DECIMALS = 4
+_SCORE_STEPS = 10**SCORE_DECIMALS
 
 _UP = (
     "cdnops_appliance_up",
@@ -28,7 +36,7 @@ _METRIC = (
 _SCORE = (
     "cdnops_appliance_anomaly_score",
     "Anomaly score in [0, 1] per appliance and metric from the last detection pass "
-    f"(rounded to {SCORE_DECIMALS} decimals).",
+    f"(clipped to [0, 1], rounded to {SCORE_DECIMALS} decimals).",
 )
 
 
@@ -53,18 +61,29 @@ def _format_values(values: FloatArray) -> list[str]:
     return out
 
 
+@functools.cache
+def _score_texts() -> tuple[str, ...]:
+    return tuple(repr(k / _SCORE_STEPS) for k in range(_SCORE_STEPS + 1))
+
+
+def _format_scores(scores: FloatArray) -> list[str]:
+    table = _score_texts()
+    steps = np.rint(np.clip(scores, 0.0, 1.0) * _SCORE_STEPS).astype(np.int64)
+    return [table[k] for k in steps.tolist()]
+
+
 def _cell_lines(
     name: str,
     appliance_labels: list[str],
     metrics: tuple[str, ...],
-    values: FloatArray,
     mask: BoolArray,
+    texts_of: Callable[[tuple[IntArray64, IntArray64]], list[str]],
 ) -> str:
     """One sample per masked (appliance, metric) cell, appliance-major."""
     heads = [f"{name}{{{labels},metric=" for labels in appliance_labels]
     tails = [f'"{escape_label_value(m)}"}} ' for m in metrics]
     rows, cols = np.nonzero(mask)
-    texts = _format_values(values[rows, cols])
+    texts = texts_of((rows, cols))
     return "".join(
         [
             heads[i] + tails[j] + text + "\n"
@@ -114,9 +133,20 @@ def render_appliances(frame: FleetFrame | None, result: DetectionResult | None) 
     )
     parts.append(_header(*_METRIC))
     mask = frame.valid & np.isfinite(frame.values)
-    parts.append(_cell_lines(_METRIC[0], labels, frame.metrics, frame.values, mask))
+    values = frame.values
+    parts.append(
+        _cell_lines(_METRIC[0], labels, frame.metrics, mask, lambda c: _format_values(values[c]))
+    )
     parts.append(_header(*_SCORE))
     if result is not None and result.scores.shape == frame.values.shape:
-        scores = np.round(result.scores, SCORE_DECIMALS)
-        parts.append(_cell_lines(_SCORE[0], labels, frame.metrics, scores, ~np.isnan(scores)))
+        scores = result.scores
+        parts.append(
+            _cell_lines(
+                _SCORE[0],
+                labels,
+                frame.metrics,
+                ~np.isnan(scores),
+                lambda c: _format_scores(scores[c]),
+            )
+        )
     return "".join(parts).encode()
