@@ -184,6 +184,15 @@ class Poller:
         log.info("inventory replaced appliances=%d", len(inventory.appliances))
 
     @property
+    def running(self) -> bool:
+        """True between entering and `stop`."""
+        return self._state is _State.RUNNING
+
+    def phases(self) -> dict[str, float]:
+        """Each appliance's offset inside the interval, in seconds."""
+        return {t.appliance.id: t.phase for t in self._order}
+
+    @property
     def inventory(self) -> Inventory:
         """The inventory being polled."""
         return self._inventory
@@ -353,4 +362,5 @@ class Poller:
             counter_resets=self._resets,
             connections_opened=fetch.opened if fetch else 0,
             connections_reused=fetch.reused if fetch else 0,
+            connections_retried=fetch.retried if fetch else 0,
         )

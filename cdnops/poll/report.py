@@ -27,6 +27,7 @@ class PollStats:
     counter_resets: int = 0
     connections_opened: int = 0
     connections_reused: int = 0
+    connections_retried: int = 0  # a kept-alive connection was found closed: sent again
 
 
 def log_transition(target: Target, failure: int, detail: str) -> None:
