@@ -118,27 +118,29 @@ def render_appliances(frame: FleetFrame | None, result: DetectionResult | None) 
     Raises:
         ValueError: the frame's arrays do not match its inventory and metrics.
     """
-    parts = [_header(*_UP)]
     if frame is None:
-        parts += [_header(*_METRIC), _header(*_SCORE)]
-        return "".join(parts).encode()
+        return "".join([_header(*_UP), _header(*_METRIC), _header(*_SCORE)]).encode()
     _check_shapes(frame)
     labels = [
         f'appliance="{escape_label_value(a.id)}",site="{escape_label_value(a.site)}"'
         for a in frame.inventory.appliances
     ]
     up = (frame.failure == PollFailure.OK).tolist()
-    parts.append(
-        "".join([f"{_UP[0]}{{{lab}}} {int(ok)}\n" for lab, ok in zip(labels, up, strict=True)])
-    )
-    parts.append(_header(*_METRIC))
-    mask = frame.valid & np.isfinite(frame.values)
     values = frame.values
-    parts.append(
-        _cell_lines(_METRIC[0], labels, frame.metrics, mask, lambda c: _format_values(values[c]))
-    )
-    parts.append(_header(*_SCORE))
-    if result is not None and result.scores.shape == frame.values.shape:
+    parts = [
+        _header(*_UP),
+        "".join([f"{_UP[0]}{{{lab}}} {int(ok)}\n" for lab, ok in zip(labels, up, strict=True)]),
+        _header(*_METRIC),
+        _cell_lines(
+            _METRIC[0],
+            labels,
+            frame.metrics,
+            frame.valid & np.isfinite(values),
+            lambda cells: _format_values(values[cells]),
+        ),
+        _header(*_SCORE),
+    ]
+    if result is not None and result.scores.shape == values.shape:
         scores = result.scores
         parts.append(
             _cell_lines(
@@ -146,7 +148,7 @@ def render_appliances(frame: FleetFrame | None, result: DetectionResult | None) 
                 labels,
                 frame.metrics,
                 ~np.isnan(scores),
-                lambda c: _format_scores(scores[c]),
+                lambda cells: _format_scores(scores[cells]),
             )
         )
     return "".join(parts).encode()

@@ -133,6 +133,19 @@ class DaemonMetrics:
         # `instance` would clash with the label Prometheus attaches to every scraped target.
         build = Info("cdnops_build", "cdnops version and daemon name.", registry=registry)
         build.info({"version": version, "instance_name": instance})
+        self._register_poll_metrics(registry)
+        self._register_tick_metrics(registry)
+        self._register_event_metrics(registry)
+        self._snapshot = _SnapshotCollector()
+        registry.register(self._snapshot)
+        for result in RELOAD_RESULTS:
+            self._reloads.labels(result)  # export zeros so rate() works from the first reload
+        self._last_reload.set(time.time())
+        self._poll_children: dict[tuple[str, int], tuple[Counter, Counter | None]] = {}
+        self._entered_children: dict[tuple[str, str], Counter] = {}
+        self._sites: tuple[str, ...] = ()
+
+    def _register_poll_metrics(self, registry: CollectorRegistry) -> None:
         self._polls = Counter(
             "cdnops_polls",
             "Appliance polls by site and result (ok or the failure reason).",
@@ -151,6 +164,8 @@ class DaemonMetrics:
             buckets=POLL_DURATION_BUCKETS_S,
             registry=registry,
         )
+
+    def _register_tick_metrics(self, registry: CollectorRegistry) -> None:
         self._ticks = Counter("cdnops_ticks", "Poll ticks completed.", registry=registry)
         self._tick_lag = Histogram(
             "cdnops_tick_lag_seconds",
@@ -163,6 +178,8 @@ class DaemonMetrics:
             "Unix time at the end of the last completed tick.",
             registry=registry,
         )
+
+    def _register_event_metrics(self, registry: CollectorRegistry) -> None:
         self._frames_dropped = Counter(
             "cdnops_frames_dropped",
             "Fleet frames dropped between polling and detection because detection lagged.",
@@ -185,14 +202,6 @@ class DaemonMetrics:
             "Unix time of the last successful configuration load (startup counts).",
             registry=registry,
         )
-        self._snapshot = _SnapshotCollector()
-        registry.register(self._snapshot)
-        for result in RELOAD_RESULTS:
-            self._reloads.labels(result)  # export zeros so rate() works from the first reload
-        self._last_reload.set(time.time())
-        self._poll_children: dict[tuple[str, int], tuple[Counter, Counter | None]] = {}
-        self._entered_children: dict[tuple[str, str], Counter] = {}
-        self._sites: tuple[str, ...] = ()
 
     def poll_done(self, site: str, failure: PollFailure, duration_s: float) -> None:
         """Count one poll of an appliance of `site` and observe its duration."""
