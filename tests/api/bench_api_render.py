@@ -57,7 +57,7 @@ def main() -> int:
     result = detection(frame, scores=scores)
     body = render_appliances(frame, result)
     print(f"appliances={frame.n} metrics={len(frame.metrics)} body_bytes={len(body)}")
-    report = {
+    report: dict[str, Callable[[], object]] = {
         "render (metrics only)": lambda: render_appliances(frame, None),
         "render (metrics + scores)": lambda: render_appliances(frame, result),
         f"gzip level {GZIP_LEVEL}": lambda: gzip.compress(body, GZIP_LEVEL),

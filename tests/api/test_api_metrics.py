@@ -201,3 +201,16 @@ async def test_promtool_check_rejects_a_bad_exposition() -> None:
     code, output = await promtool_check("# HELP foo x\n# TYPE foo counter\nfoo 1\n")
     assert code != 0
     assert "counter metrics should have" in output
+
+
+def test_daemon_metrics_is_a_poll_observer(registry: CollectorRegistry) -> None:
+    from cdnops.poll.poller import PollObserver
+
+    observer: PollObserver = DaemonMetrics(registry, instance="edge-1", version="1.2.3")
+    observer.poll_done("sea01", PollFailure.REFUSED, 0.001)
+    assert (
+        registry.get_sample_value(
+            "cdnops_poll_failures_total", {"site": "sea01", "reason": "refused"}
+        )
+        == 1
+    )
