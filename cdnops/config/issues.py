@@ -44,7 +44,11 @@ def issues_from_validation(
         model: the model that was validated, to describe what each key expects.
         prefix: where the validated data sits in the document.
     """
-    issues = [_issue(err, doc, model, prefix) for err in exc.errors(include_url=False)]
+    errors = exc.errors(include_url=False)
+    # a list whose items failed also reports itself too short (its valid items are counted)
+    item_locs = {tuple(e["loc"][:-1]) for e in errors if e["loc"]}
+    errors = [e for e in errors if not (e["type"] == "too_short" and e["loc"] in item_locs)]
+    issues = [_issue(err, doc, model, prefix) for err in errors]
     return sorted(issues, key=lambda i: (i.line, i.col))
 
 
@@ -175,6 +179,8 @@ def _bounds(metadata: Iterable[Any]) -> str:
             value = getattr(item, attr, None)
             if isinstance(item, annotated_types.BaseMetadata) and value is not None:
                 parts.append(f"{sign} {_number(value)}")
+        if isinstance(item, annotated_types.MinLen) and item.min_length > 0:
+            parts.append(f"with at least {item.min_length} item{'s' * (item.min_length > 1)}")
     return " and ".join(parts)
 
 
@@ -194,7 +200,7 @@ def render(value: Any) -> str:
     if isinstance(value, int | float):
         return _number(value)
     if isinstance(value, dict):
-        return "a mapping"
+        return "a mapping" if value else "an empty mapping"
     if isinstance(value, list | tuple):
-        return "a list"
+        return "a list" if value else "an empty list"
     return f"{type(value).__name__} {value}"

@@ -37,6 +37,7 @@ class FileKind:
 
     recognizes: Callable[[Mapping[str, Any]], bool]
     validate: Callable[[YamlDocument, Path, argparse.Namespace], Outcome]
+    hint: str  # how an operator recognizes it, e.g. `an inventory (appliances:)`
 
 
 def _validate_inventory(doc: YamlDocument, path: Path, args: argparse.Namespace) -> Outcome:
@@ -68,8 +69,14 @@ def _appliances(n: int) -> str:
 # kind -> how to recognize and check it; tried in order, the first that recognizes wins.
 # Playbook files get their entry here (e.g. recognized by a top-level `steps:` or `playbooks:`).
 KINDS: dict[str, FileKind] = {
-    "inventory": FileKind(lambda data: "appliances" in data, _validate_inventory),
-    "config": FileKind(lambda data: bool(TOP_LEVEL_KEYS & data.keys()), _validate_config),
+    "inventory": FileKind(
+        lambda data: "appliances" in data, _validate_inventory, "an inventory (appliances:)"
+    ),
+    "config": FileKind(
+        lambda data: bool(TOP_LEVEL_KEYS & data.keys()),
+        _validate_config,
+        "a config (inventory:, appliance_token:, poll:, ...)",
+    ),
 }
 
 
@@ -84,7 +91,8 @@ def validate_file(path: Path, args: argparse.Namespace) -> Outcome:
             if kind.recognizes(doc.data):
                 return kind.validate(doc, path, args)
     found = "an empty file" if doc.data is None else "no known top-level key"
-    message = f"cannot tell what this file is ({found}): expected a {' or '.join(KINDS)} file"
+    expected = " or ".join(kind.hint for kind in KINDS.values())
+    message = f"cannot tell what kind of file this is ({found}): expected {expected}"
     return Outcome(issues=[*doc.issues, Issue(str(path), 0, 0, "", message)])
 
 

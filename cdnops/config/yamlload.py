@@ -152,7 +152,10 @@ def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> Issue:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "unreadable"
     message = f"invalid YAML: {problem}"
-    if exc.context and exc.problem and exc.context_mark is not None:
+    if exc.context and exc.problem and exc.problem.startswith("but "):
+        # PyYAML splits "expected X, but found Y" across context and problem
+        message = f"invalid YAML: {exc.context}, {exc.problem}"
+    elif exc.context and exc.problem and exc.context_mark is not None:
         message += f" ({exc.context} at line {exc.context_mark.line + 1})"
     if mark is None:
         return Issue(file, 0, 0, "", message)
