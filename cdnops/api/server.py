@@ -26,7 +26,7 @@ Snapshot = tuple[FleetFrame | None, DetectionResult | None]
 LatestFn = Callable[[], Snapshot]
 RenderFn = Callable[[FleetFrame | None, DetectionResult | None], bytes]
 
-# Level 1: the body is highly repetitive, so it already shrinks ~6x at a fraction of level 6's CPU.
+# Level 1: the body is highly repetitive, so it already shrinks ~10x at a fraction of level 6's CPU.
 GZIP_LEVEL = 1
 _JSON = "application/json"
 
