@@ -29,7 +29,8 @@ from cdnops.incidents.model import Incident, Scope, TriageSignal
 from cdnops.model import is_counter
 
 MIN_TICKS = 8  # below this there is nothing to compare a change with
-LEAD_SCALE_TICKS = 3.0
+LEAD_SCALE_TICKS = 2.0
+STRENGTH_HALF_SIGMA = 5.0  # a shift of this many noise sigmas scores half the strength
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def job_for(incident: Incident, window: HistoryWindow, config: TriageConfig) -> 
 def run_triage(job: TriageJob) -> list[TriageSignal]:
     """Rank every (appliance, metric) signal of the window; the trigger metric is not ranked.
 
-    Score in [0, 1]: a significant earliest mean shift scores for its strength and for
+    Score in [0, 1]: a significant earliest mean shift scores for its size and for
     how long before the trigger it came, saturating after a few ticks (after the
     trigger it is more likely a consequence than a cause), plus
     the larger of |Pearson| and |Spearman| with the trigger over the window; a signal
@@ -78,16 +79,19 @@ def run_triage(job: TriageJob) -> list[TriageSignal]:
     names = [(a, metric) for a in w.appliances for metric in w.metrics]
     trig_series = _trigger_series(job, filled)
     sigma = noise_sigma(filled)
-    k, stat, shift = earliest_change(filled, sigma, job.threshold)
+    k, _, shift = earliest_change(filled, sigma, job.threshold)
     trig_idx = _trigger_index(job, trig_series, w.ts)
     change_ts = np.where(k > 0, w.ts[np.clip(k, 0, t - 1)], np.nan)
     lead = w.ts[trig_idx] - change_ts
     corr_p, corr_s = _correlations(filled, trig_series)
-    # A few ticks of lead already tell cause from consequence.
-    tau = LEAD_SCALE_TICKS * max(float(np.median(np.diff(w.ts))), 1e-9)
+    # A few ticks of lead already tell cause from consequence; a change in the same
+    # tick as the trigger is more likely a co-symptom, so the midpoint is one tick early.
+    tick = max(float(np.median(np.diff(w.ts))), 1e-9)
     sig = (k > 0) & has_any
-    s_strength = stat / (stat + job.threshold)
-    s_time = 0.5 + 0.5 * np.tanh(np.nan_to_num(lead) / tau)
+    # Strength is the size of the shift, not its statistic: over hundreds of points a
+    # slow daily swing is "significant" but small against the noise.
+    s_strength = np.abs(shift) / (np.abs(shift) + STRENGTH_HALF_SIGMA)
+    s_time = 0.5 + 0.5 * np.tanh((np.nan_to_num(lead) - tick) / (LEAD_SCALE_TICKS * tick))
     corr = np.maximum(np.abs(corr_p), np.abs(corr_s))
     score = np.where(sig, 0.35 * s_strength + 0.35 * s_time + 0.3 * corr, 0.1 * corr)
     keep = has_any & np.array([metric != job.trigger_metric for _, metric in names])

@@ -1,0 +1,59 @@
+"""A restart (new store and tracker on the same file) keeps open incidents, without duplicates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from incstreams import Clock, Harness, anomaly, make_inventory
+
+from cdnops.config.incidents import IncidentsConfig
+from cdnops.incidents.model import Scope
+
+CONFIG = IncidentsConfig(clean_period_s=60, hold_down_s=300)
+
+
+def test_restart_keeps_open_incidents_open_without_duplicates(tmp_path: Path) -> None:
+    inv = make_inventory({"sea01": 10, "lhr01": 10})
+    path = tmp_path / "state.db"
+    before = Harness(inv, path, CONFIG)
+    sick = [anomaly(f"sea01-a{i:02d}") for i in range(5)] + [anomaly("lhr01-a03", "cpu_util")]
+    before.ticks(4, sick)
+    opened = {i.id: i for i in before.tracker.open_incidents()}
+    assert len(opened) == 7
+    before.close()
+
+    after = Harness(inv, path, CONFIG, clock=Clock(before.clock.now))
+    try:
+        assert {i.id: i.key for i in after.tracker.open_incidents()} == {
+            i.id: i.key for i in opened.values()
+        }
+        after.ticks(3, sick)  # detection re-reports the same problems after its own restart
+        now_open = after.tracker.open_incidents()
+        assert {i.id for i in now_open} == set(opened)
+        assert after.events == []  # nothing is announced twice
+        site = next(i for i in now_open if i.scope is Scope.SITE)
+        assert sorted(i.subject for i in now_open if i.parent == site.id) == [
+            f"sea01-a{i:02d}" for i in range(5)
+        ]
+        assert len(after.store.load_incidents()) == 7
+    finally:
+        after.close()
+
+
+def test_restart_remembers_recently_resolved_for_the_hold_down(tmp_path: Path) -> None:
+    inv = make_inventory({"sea01": 4})
+    path = tmp_path / "state.db"
+    before = Harness(inv, path, CONFIG)
+    before.ticks(2, [anomaly("sea01-a01")])
+    before.ticks(7)
+    (resolved,) = [e.incident for e in before.events if e.name == "resolved"]
+    before.close()
+
+    after = Harness(inv, path, CONFIG, clock=Clock(before.clock.now))
+    try:
+        after.tick([anomaly("sea01-a01", since=after.clock.now)])
+        (inc,) = after.tracker.open_incidents()
+        assert inc.id == resolved.id
+        assert inc.flaps == 1
+    finally:
+        after.close()
