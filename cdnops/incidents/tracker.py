@@ -197,12 +197,18 @@ class IncidentTracker:
 
     def _seen(self, inc: Incident, now: float, new: Sequence[Anomaly]) -> None:
         inc.last_seen_ts = now
+        if new:
+            # After a restart detection may report again what the incident already holds.
+            known = {_sig(a) for a in inc.anomalies}
+            new = [a for a in new if _sig(a) not in known]
+        if new:
+            self._add_anomalies(inc, new)
         if not inc.active:
+            # A recurrence is one `flapped` update, whatever anomalies came back with it.
             inc.active, inc.quiet_since_ts = True, None
             inc.flaps += 1
             self._journal.emit(inc, EventType.UPDATED, now, C.FLAPPED, f"flap {inc.flaps}")
-        if new:
-            self._add_anomalies(inc, new)
+        elif new:
             detail = ", ".join(f"{a.metric}/{a.detector}" for a in new)
             self._journal.emit(inc, EventType.UPDATED, now, C.ABSORBED, detail)
 
