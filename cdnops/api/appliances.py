@@ -53,12 +53,8 @@ def _header(name: str, help_text: str) -> str:
 
 
 def _format_values(values: FloatArray) -> list[str]:
-    """Shortest round-trip repr; the rare non-finite value gets the exposition spelling."""
-    out = list(map(repr, values.tolist()))
-    for k in np.flatnonzero(~np.isfinite(values)).tolist():
-        v = out[k]
-        out[k] = "NaN" if v == "nan" else ("+Inf" if v == "inf" else "-Inf")
-    return out
+    """Shortest round-trip repr of finite values (callers mask out NaN and infinities)."""
+    return list(map(repr, values.tolist()))
 
 
 @functools.cache
