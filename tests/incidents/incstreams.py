@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.events import EventBus, IncidentEvent
+from cdnops.incidents.model import Incident, IncidentKind, Key, Scope, Severity
 from cdnops.incidents.tracker import IncidentTracker
 from cdnops.model import (
     CONTRACT_METRICS,
@@ -147,3 +148,18 @@ class Harness:
     def names(self) -> list[str]:
         """Event names in order: `opened`, `inhibited`, ..."""
         return [e.name for e in self.events]
+
+
+def make_incident(scope: Scope = Scope.APPLIANCE, subject: str = "sea01-a01") -> Incident:
+    """A latency incident, as the tracker would open it."""
+    return Incident(
+        id="inc-1",
+        key=Key(scope, subject, IncidentKind.METRIC, LATENCY),
+        site="sea01",
+        metric=LATENCY,
+        severity=Severity.WARNING,
+        opened_ts=T0,
+        first_seen_ts=T0,
+        last_seen_ts=T0,
+        labels={"model": "storage-v3"},
+    )

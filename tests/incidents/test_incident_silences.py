@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from incstreams import LATENCY, T0, TICK_S, Harness, anomaly, make_inventory
+from incstreams import T0, TICK_S, Harness, anomaly, make_incident, make_inventory
 from pydantic import ValidationError
 
 from cdnops.config.incidents import IncidentsConfig, SilenceConfig
-from cdnops.incidents.model import Incident, IncidentKind, Key, Scope, Severity
+from cdnops.incidents.model import IncidentKind, Scope
 from cdnops.incidents.silences import Silence, Silences
 
 
@@ -63,20 +63,6 @@ def test_silenced_incident_that_resolves_publishes_nothing(tmp_path: Path) -> No
         h.close()
 
 
-def incident(scope: Scope = Scope.APPLIANCE, subject: str = "sea01-a01") -> Incident:
-    return Incident(
-        id="inc-1",
-        key=Key(scope, subject, IncidentKind.METRIC, LATENCY),
-        site="sea01",
-        metric=LATENCY,
-        severity=Severity.WARNING,
-        opened_ts=T0,
-        first_seen_ts=T0,
-        last_seen_ts=T0,
-        labels={"model": "storage-v3"},
-    )
-
-
 @pytest.mark.parametrize(
     ("matchers", "expected"),
     [
@@ -94,20 +80,20 @@ def incident(scope: Scope = Scope.APPLIANCE, subject: str = "sea01-a01") -> Inci
 )
 def test_matchers(matchers: dict[str, object], expected: bool) -> None:
     silence = Silence("s", T0, T0 + 1, "c", **matchers)  # type: ignore[arg-type]
-    assert silence.matches(incident()) is expected
+    assert silence.matches(make_incident()) is expected
 
 
 def test_appliance_matcher_does_not_silence_a_site_incident() -> None:
     silence = Silence("s", T0, T0 + 1, "c", appliance="*")
-    assert not silence.matches(incident(Scope.SITE, "sea01"))
-    assert Silence("s", T0, T0 + 1, "c", site="sea01").matches(incident(Scope.SITE, "sea01"))
+    assert not silence.matches(make_incident(Scope.SITE, "sea01"))
+    assert Silence("s", T0, T0 + 1, "c", site="sea01").matches(make_incident(Scope.SITE, "sea01"))
 
 
 def test_in_effect_from_start_to_end_excluded() -> None:
     silences = Silences([Silence("s", T0, T0 + TICK_S, "c")])
-    assert silences.match(incident(), T0 - 1) is None
-    assert silences.match(incident(), T0) is not None
-    assert silences.match(incident(), T0 + TICK_S) is None
+    assert silences.match(make_incident(), T0 - 1) is None
+    assert silences.match(make_incident(), T0) is not None
+    assert silences.match(make_incident(), T0 + TICK_S) is None
     assert [s.id for s in silences.prune(T0 + TICK_S)] == ["s"]
     assert len(silences) == 0
 
