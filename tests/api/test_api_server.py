@@ -257,3 +257,22 @@ async def test_lifecycle_misuse_and_busy_port(registry: CollectorRegistry) -> No
     assert seen == [ServerState.CREATED, ServerState.RUNNING, ServerState.CLOSED]
     with pytest.raises(ConnectionRefusedError):
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", server.port), timeout=5)
+
+
+async def test_non_finite_values_are_left_out(
+    registry: CollectorRegistry, http: aiohttp.ClientSession
+) -> None:
+    values = np.array([[np.inf, 1.5], [-np.inf, 2.5e-7]])
+    frame = build_frame(FLEET[:2], metrics=("a", "b"), values=values)
+    async with make_server(registry, lambda: (frame, None)) as server:
+        _, _, text = await fetch(http, server, "/metrics/appliances")
+    s = parse_samples(text)
+    got = {
+        dict(labels)["metric"]: v
+        for n, labels in s
+        if n == "cdnops_appliance_metric"
+        for v in [s[(n, labels)]]
+        if dict(labels)["appliance"] == "sea01-b"
+    }
+    assert got == {"b": 2.5e-7}
+    assert sum(1 for n, _ in s if n == "cdnops_appliance_metric") == 2
