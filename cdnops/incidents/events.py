@@ -110,7 +110,7 @@ class EventBus:
             ("site", "kind", "state"),
             registry=registry,
         )
-        self._open_labels: set[tuple[str, str, str]] = set()
+        self._open_values: dict[tuple[str, str, str], int] = {}
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback` for every later event; returns a function that unsubscribes."""
@@ -129,12 +129,19 @@ class EventBus:
                 log.exception("incident event subscriber failed: %r", callback)
 
     def set_open(self, counts: Iterable[tuple[tuple[str, str, str], int]]) -> None:
-        """Set the open-incident gauges; label sets no longer present go to 0."""
+        """Set the open-incident gauges; label sets no longer present go to 0.
+
+        Only changed values are written: a fleet has thousands of label sets and the
+        gauges are set on every tick.
+        """
         current = Counter[tuple[str, str, str]]()
         for labels, n in counts:
             current[labels] += n
-        for labels in self._open_labels - current.keys():
-            self._open.labels(*labels).set(0)
+        for labels in self._open_values.keys() - current.keys():
+            if self._open_values[labels]:
+                self._open.labels(*labels).set(0)
+                self._open_values[labels] = 0
         for labels, n in current.items():
-            self._open.labels(*labels).set(n)
-        self._open_labels |= current.keys()
+            if self._open_values.get(labels) != n:
+                self._open.labels(*labels).set(n)
+                self._open_values[labels] = n

@@ -27,6 +27,7 @@ class Journal:
         self._dirty: dict[str, Incident] = {}
         self._timeline: list[TimelineRow] = []
         self._events: list[IncidentEvent] = []
+        self._seen: dict[str, float] = {}
         self._failing = False
 
     def dirty(self, inc: Incident) -> None:
@@ -51,18 +52,31 @@ class Journal:
         if inc.announced:
             self._events.append(IncidentEvent(type_, inc.snapshot(), ts, change, detail))
 
+    def seen(self, inc: Incident) -> None:
+        """Write only `inc`'s `last_seen_ts` at the end of the tick (a cheap update)."""
+        self._seen[inc.id] = inc.last_seen_ts
+
     def dirty_incidents(self) -> list[Incident]:
         """The incidents the next flush writes."""
         return list(self._dirty.values())
 
     @property
-    def pending(self) -> bool:
+    def changed(self) -> bool:
+        """Whether an incident changed this tick (not counting `last_seen_ts` alone)."""
         return bool(self._dirty or self._timeline or self._events)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._dirty or self._timeline or self._events or self._seen)
 
     def flush(self) -> None:
         """Write what changed in one transaction, then publish the events."""
         try:
-            self.store.write_incidents([to_row(i) for i in self._dirty.values()], self._timeline)
+            self.store.write_incidents(
+                [to_row(i) for i in self._dirty.values()],
+                self._timeline,
+                [(k, ts) for k, ts in self._seen.items() if k not in self._dirty],
+            )
         except StoreError as exc:
             if not self._failing:
                 log.error("incident store write failed, retrying every tick: %s", exc)
@@ -73,6 +87,7 @@ class Journal:
             self._failing = False
         self._dirty.clear()
         self._timeline.clear()
+        self._seen.clear()
         events, self._events = self._events, []
         for event in events:
             self.bus.publish(event)

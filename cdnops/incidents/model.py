@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from cdnops.model import Anomaly, Detector
 
@@ -52,9 +52,12 @@ def kind_of(metric: str) -> IncidentKind:
     return IncidentKind.METRIC
 
 
-@dataclass(frozen=True, slots=True)
-class Key:
-    """What makes two anomalies the same problem: one open incident per key."""
+class Key(NamedTuple):
+    """What makes two anomalies the same problem: one open incident per key.
+
+    A named tuple rather than a dataclass: it is built and hashed for every active
+    anomaly on every tick, and tuple hashing is done in C.
+    """
 
     scope: Scope
     subject: str  # appliance id, site, or `fleet`

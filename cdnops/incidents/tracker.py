@@ -35,7 +35,9 @@ from cdnops.store.db import Store
 
 log = logging.getLogger("cdnops.incidents")
 
-PERSIST_SEEN_EVERY_S = 30.0  # `last_seen` alone is rewritten at most this often
+# `last_seen` alone is rewritten at most this often: after a restart it only feeds the
+# grouping window, and detection reports every still-active anomaly on its first tick.
+PERSIST_SEEN_EVERY_S = 60.0
 CRITICAL_SCORE = 0.9
 SCOPES = (Scope.APPLIANCE, Scope.SITE, Scope.FLEET)
 
@@ -69,10 +71,13 @@ class IncidentTracker:
         self.history = History(config.triage.history_ticks) if self._triage else None
         self._view = FleetView(config.excluded_states)
         self._open: dict[Key, Incident] = {}
+        self._by_scope: dict[Scope, dict[Key, Incident]] = {s: {} for s in Scope}
         self._recent: dict[Key, Incident] = {}  # resolved within the hold-down window
         self._pending: dict[str, Future[list[TriageSignal]]] = {}
         self._saved_seen: dict[str, float] = {}
+        self._any_waiting = False
         self._load(store)
+        self._set_gauges(self._clock())
 
     def _load(self, store: Store) -> None:
         now = self._clock()
@@ -84,7 +89,7 @@ class IncidentTracker:
             elif inc.key in self._open:
                 log.warning("store holds two open incidents for %s; keeping %s", inc.key, inc.id)
             else:
-                self._open[inc.key] = inc
+                self._add_open(inc)
         log.info("incidents loaded from the store: open=%d", len(self._open))
 
     def close(self) -> None:
@@ -150,10 +155,10 @@ class IncidentTracker:
             if inc is None:
                 self._open_new(key, anomalies, now)
                 continue
-            new = [a for a in anomalies if _sig(a) in entered]
+            new = [a for a in anomalies if _sig(a) in entered] if entered else []
             self._seen(inc, now, new)
-        for inc in self._open.values():
-            if inc.scope is Scope.APPLIANCE and inc.active and inc.key not in groups:
+        for inc in self._by_scope[Scope.APPLIANCE].values():
+            if inc.active and inc.key not in groups:
                 self._go_quiet(inc, now)
 
     def _family(self, metric: str) -> str:
@@ -176,7 +181,7 @@ class IncidentTracker:
             labels=self._view.labels(key.subject) if key.scope is Scope.APPLIANCE else {},
         )
         self._add_anomalies(inc, anomalies)
-        self._open[key] = inc
+        self._add_open(inc)
         self._journal.note(inc, now, "opened", inc.summary())
         self._attach_to_parent(inc, now)
         return inc
@@ -188,7 +193,7 @@ class IncidentTracker:
         inc.status, inc.resolved_ts = Status.OPEN, None
         inc.active, inc.quiet_since_ts, inc.last_seen_ts = True, None, now
         inc.flaps += 1
-        self._open[key] = inc
+        self._add_open(inc)
         # Consumers saw it resolve: they get `opened` again, with the flap count.
         inc.announced = False
         self._journal.note(inc, now, "reopened", f"flap {inc.flaps} within the hold-down")
@@ -236,7 +241,11 @@ class IncidentTracker:
         self._refresh_groups(Scope.FLEET, Scope.SITE, now)
 
     def _of_scope(self, scope: Scope) -> list[Incident]:
-        return [inc for inc in self._open.values() if inc.scope is scope]
+        return list(self._by_scope[scope].values())
+
+    def _add_open(self, inc: Incident) -> None:
+        self._open[inc.key] = inc
+        self._by_scope[inc.scope][inc.key] = inc
 
     def _group(self, key: Key, members: tuple[str, ...], now: float) -> None:
         parent = self._open.get(key) or self._reopen(key, now)
@@ -305,9 +314,11 @@ class IncidentTracker:
     def _resolve(self, inc: Incident, now: float) -> None:
         inc.status, inc.resolved_ts = Status.RESOLVED, now
         del self._open[inc.key]
+        del self._by_scope[inc.scope][inc.key]
         self._recent[inc.key] = inc
         self._journal.emit(inc, EventType.RESOLVED, now, None, f"quiet since {inc.quiet_since_ts}")
-        for child in self._open.values():
+        child_scope = Scope.APPLIANCE if inc.scope is Scope.SITE else Scope.SITE
+        for child in self._by_scope[child_scope].values():
             if child.parent == inc.id:
                 child.parent = None
                 self._journal.emit(child, EventType.UPDATED, now, C.RELEASED, f"{inc.id} resolved")
@@ -330,14 +341,24 @@ class IncidentTracker:
     def _flush(self, now: float) -> None:
         for inc in self._open.values():
             if inc.last_seen_ts - self._saved_seen.get(inc.id, 0.0) >= PERSIST_SEEN_EVERY_S:
-                self._journal.dirty(inc)
+                self._journal.seen(inc)
+                self._saved_seen[inc.id] = inc.last_seen_ts
         for inc in self._journal.dirty_incidents():
             self._saved_seen[inc.id] = inc.last_seen_ts
+        # The gauges move only when an incident changed or leaves its group wait.
+        changed = self._journal.changed or self._any_waiting
         self._journal.flush()
-        self._journal.bus.set_open(
-            ((site_label(i), str(i.kind), state_label(i, waiting=self._waiting(i, now))), 1)
-            for i in self._open.values()
-        )
+        if changed:
+            self._set_gauges(now)
+
+    def _set_gauges(self, now: float) -> None:
+        counts = []
+        self._any_waiting = False
+        for i in self._open.values():
+            waiting = self._waiting(i, now)
+            self._any_waiting |= waiting
+            counts.append(((site_label(i), i.kind.value, state_label(i, waiting=waiting)), 1))
+        self._journal.bus.set_open(counts)
 
     # -- triage ----------------------------------------------------------------------
 

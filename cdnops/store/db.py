@@ -140,10 +140,14 @@ class Store:
             raise StoreError(f"store {self.path}: cannot commit: {exc}") from exc
 
     def write_incidents(
-        self, incidents: Sequence[IncidentRow], timeline: Sequence[TimelineRow] = ()
+        self,
+        incidents: Sequence[IncidentRow],
+        timeline: Sequence[TimelineRow] = (),
+        seen: Sequence[tuple[str, float]] = (),
     ) -> None:
-        """Insert or replace incidents and append timeline lines, in one transaction."""
-        if not incidents and not timeline:
+        """Insert or replace incidents, append timeline lines, and move `last_seen_ts` of
+        others (id, ts) forward, in one transaction."""
+        if not incidents and not timeline and not seen:
             return
         rows = [
             (i.id, i.key, i.status, i.site, i.opened_ts, i.last_seen_ts, i.resolved_ts,
@@ -157,6 +161,10 @@ class Store:
                     "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
                 self._db.executemany("INSERT INTO incident_timeline VALUES (?, ?, ?, ?)", lines)
+                self._db.executemany(
+                    "UPDATE incidents SET last_seen_ts = ? WHERE id = ?",
+                    [(ts, incident_id) for incident_id, ts in seen],
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: cannot write incidents: {exc}") from exc
 
