@@ -123,6 +123,13 @@ class HealthFetcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None
         self._closed = False
+        # Deadlines in a FIFO swept by one timer rather than a TimerHandle per request: with
+        # a fixed timeout, requests expire in the order they started, and a heap of thousands
+        # of handles costs more than the whole parse. A request expires at most
+        # `_granularity` after its deadline.
+        self._watch: deque[tuple[float, _Conn, int]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._granularity = min(0.05, timeout_s / 10)
 
     def get(self, ep: Endpoint, done: Done) -> None:
         """Start a GET; `done` is called later (never from inside this call)."""
@@ -177,6 +184,23 @@ class HealthFetcher:
             self._tls = ssl.create_default_context()
         return self._tls
 
+    def watch(self, deadline: float, conn: _Conn, request: int) -> None:
+        """Expire `conn`'s request number `request` at `deadline` unless it completed."""
+        self._watch.append((deadline, conn, request))
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_at(deadline, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self._loop.time()
+        watch = self._watch
+        while watch and watch[0][0] <= now:
+            _, conn, request = watch.popleft()
+            conn.expire(request)
+        if watch:
+            when = max(watch[0][0], now + self._granularity)
+            self._sweeper = self._loop.call_at(when, self._sweep)
+
     def release(self, conn: _Conn) -> None:
         """A connection finished a response cleanly: hand it to a waiter or keep it idle."""
         pool = conn.pool
@@ -218,6 +242,10 @@ class HealthFetcher:
     async def aclose(self) -> None:
         """Abort every connection; requests still running complete as CONNECTION failures."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._watch.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -247,9 +275,9 @@ class _Conn(asyncio.Protocol):
         "_ep",
         "_fetcher",
         "_head",
+        "_request",
         "_reused",
         "_start",
-        "_timer",
         "_transport",
         "closed",
         "pool",
@@ -264,7 +292,7 @@ class _Conn(asyncio.Protocol):
         self._done: Done | None = None
         self._ep: Endpoint | None = None
         self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._request = 0  # number of the current request, so a stale expiry is ignored
         self._head: Head | None = None
         self._chunks: ChunkedReader | None = None
         self._start = 0
@@ -280,12 +308,15 @@ class _Conn(asyncio.Protocol):
         """Send one GET; the answer goes to `done`."""
         assert self._transport is not None
         self._ep, self._done, self._deadline, self._reused = ep, done, deadline, reused
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timeout)
+        self._request += 1
+        self._fetcher.watch(deadline, self, self._request)
         self._transport.write(ep.request)
 
     def data_received(self, data: bytes) -> None:
         if self._done is None:
             self.abort()  # an idle connection must stay silent; this one cannot be trusted
+            return
+        if not self._buf and self._fast(data):
             return
         buf = self._buf
         buf += data
@@ -299,6 +330,29 @@ class _Conn(asyncio.Protocol):
             if body is not None:
                 reusable = self._head is not None and self._head.keep_alive
                 self._deliver(body, reusable and self._end == len(buf))
+
+    def _fast(self, data: bytes) -> bool:
+        """The common answer, whole in one read: 200, Content-Length, keep-alive, no extras.
+
+        Anything else (or anything unsure) returns False for the general path.
+        """
+        if data[:13] != b"HTTP/1.1 200 ":
+            return False
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        fields = data[:end].lower()
+        at = fields.find(b"\r\ncontent-length:")
+        if at < 0 or b"\r\ntransfer-encoding:" in fields or b"\r\nconnection:" in fields:
+            return False
+        eol = fields.find(b"\r\n", at + 17)
+        value = fields[at + 17 : end if eol < 0 else eol].strip()
+        if not value.isdigit() or end + 4 + int(value) != len(data):
+            return False
+        if int(value) > self._fetcher.max_body_bytes:
+            return False
+        self._finish(_OK, data[end + 4 :], "", reusable=True)
+        return True
 
     def _read(self, buf: bytearray) -> bytes | None:
         head = self._head
@@ -349,16 +403,15 @@ class _Conn(asyncio.Protocol):
         done(failure, body, detail)
 
     def _reset(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._done = None
         self._head = None
         self._chunks = None
         self._buf.clear()
 
-    def _on_timeout(self) -> None:
-        self._timer = None
+    def expire(self, request: int) -> None:
+        """The deadline of request number `request` passed: fail it if still running."""
+        if request != self._request or self._done is None:
+            return
         timeout_s = self._fetcher.timeout_s
         self._finish(_TIMEOUT, None, f"no complete answer within {timeout_s:g}s", reusable=False)
 

@@ -1,6 +1,8 @@
-"""The fleet arrays a tick's polls write into, and their snapshot as a FleetFrame."""
+"""The fleet's tick in progress, and its snapshot as a FleetFrame of numpy arrays."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -8,7 +10,6 @@ from cdnops.model import (
     ApplianceState,
     CodeArray,
     FleetFrame,
-    FloatArray,
     Inventory,
     PollFailure,
     is_counter,
@@ -18,6 +19,7 @@ from cdnops.poll.rates import CounterRates
 
 _NOT_POLLED = int(PollFailure.NOT_POLLED)
 _UNKNOWN = int(ApplianceState.UNKNOWN)
+_NO_SERVICES: list[tuple[str, int]] = []
 
 
 class ServiceCatalog:
@@ -37,15 +39,15 @@ class ServiceCatalog:
 
 
 class FleetArrays:
-    """Preallocated appliance x metric arrays for the tick in progress.
+    """One slot per appliance for the tick in progress; `snapshot` makes the FleetFrame.
 
-    A poll writes its row directly (`write` / `fail`); `snapshot` turns the tick into a
-    FleetFrame (counters become rates) and clears the arrays for the next tick.
-    Validity is not stored: every invalid cell holds NaN and every valid value is finite.
+    A poll stores references into per-row Python lists (a few list stores, no numpy call):
+    converting the whole fleet to arrays once per tick is far cheaper than a numpy
+    assignment per poll. The last poll of a row within the tick wins.
     """
 
     def __init__(self, inventory: Inventory, metrics: tuple[str, ...]) -> None:
-        n, m = len(inventory.appliances), len(metrics)
+        n = len(inventory.appliances)
         self.inventory = inventory
         self.metrics = metrics
         self.sites = inventory.sites
@@ -56,56 +58,48 @@ class FleetArrays:
         self.counter_cols = np.array([j for j, x in enumerate(metrics) if is_counter(x)], dtype=int)
         self.catalog = ServiceCatalog()
         self.rates = CounterRates(n, len(self.counter_cols))
-        self.values: FloatArray = np.full((n, m), np.nan)
-        self.sample_ts: FloatArray = np.full(n, np.nan)
-        self.uptime: FloatArray = np.full(n, np.nan)
-        self.failure: CodeArray = np.full(n, _NOT_POLLED, dtype=np.int8)
-        self.state: CodeArray = np.zeros(n, dtype=np.int8)
-        self.service_status: CodeArray = np.zeros((n, 8), dtype=np.int8)
+        self._blank: list[float] = [math.nan] * len(metrics)
+        self._clear()
+
+    def _clear(self) -> None:
+        n = len(self.inventory.appliances)
+        self._values: list[list[float]] = [self._blank] * n
+        self._ts: list[float] = [math.nan] * n
+        self._uptime: list[float] = [math.nan] * n
+        self._failure: list[int] = [_NOT_POLLED] * n
+        self._state: list[int] = [_UNKNOWN] * n
+        self._services: list[list[tuple[str, int]]] = [_NO_SERVICES] * n
 
     def write(self, row: int, sample: Sample) -> None:
         """Store a good poll."""
-        self.values[row] = sample.values
-        self.sample_ts[row] = sample.ts
-        self.uptime[row] = sample.uptime_s
-        self.failure[row] = 0
-        self.state[row] = sample.state
-        status = self.service_status
-        status[row] = 0
-        for name, code in sample.services:
-            j = self.catalog.column.get(name)
-            if j is None:
-                j = self.catalog.add(name)
-                if j >= status.shape[1]:
-                    status = self._grow_services()
-            status[row, j] = code
+        values, ts, uptime, state, services = sample
+        self._values[row] = values
+        self._ts[row] = ts
+        self._uptime[row] = uptime
+        self._failure[row] = 0
+        self._state[row] = state
+        self._services[row] = services
 
     def fail(self, row: int, failure: int) -> None:
         """Store a failed poll: nothing is known about the appliance for this tick."""
-        self.values[row] = np.nan
-        self.sample_ts[row] = np.nan
-        self.uptime[row] = np.nan
-        self.failure[row] = failure
-        self.state[row] = _UNKNOWN
-        self.service_status[row] = 0
-
-    def _grow_services(self) -> CodeArray:
-        old = self.service_status
-        grown = np.zeros((old.shape[0], old.shape[1] * 2), dtype=np.int8)
-        grown[:, : old.shape[1]] = old
-        self.service_status = grown
-        return grown
+        self._values[row] = self._blank
+        self._ts[row] = math.nan
+        self._uptime[row] = math.nan
+        self._failure[row] = failure
+        self._state[row] = _UNKNOWN
+        self._services[row] = _NO_SERVICES
 
     def snapshot(self, ts: float, seq: int) -> tuple[FleetFrame, int]:
         """The tick as a frame, and how many counters reset; then start a fresh tick."""
-        values = self.values
+        n, m = len(self._values), len(self.metrics)
+        values = np.array(self._values, dtype=np.float64).reshape(n, m)
         cols = self.counter_cols
         resets = 0
         if cols.size:
-            update = self.rates.update(values[:, cols], self.sample_ts)
+            update = self.rates.update(values[:, cols], np.array(self._ts, dtype=np.float64))
             values[:, cols] = update.rates
             resets = update.resets
-        s = len(self.catalog.names)
+        status = self._service_status()
         frame = FleetFrame(
             ts=ts,
             seq=seq,
@@ -115,35 +109,43 @@ class FleetArrays:
             metrics=self.metrics,
             values=values,
             valid=np.isfinite(values),
-            failure=self.failure,
-            state=self.state,
-            uptime_s=self.uptime,
+            failure=np.array(self._failure, dtype=np.int8),
+            state=np.array(self._state, dtype=np.int8),
+            uptime_s=np.array(self._uptime, dtype=np.float64),
             services=tuple(self.catalog.names),
-            service_status=self.service_status[:, :s].copy(),
+            service_status=status,
         )
         self._clear()
         return frame, resets
 
-    def _clear(self) -> None:
-        # Fresh arrays rather than in-place fills: the frame just emitted owns the old ones.
-        n, m = self.values.shape
-        self.values = np.full((n, m), np.nan)
-        self.sample_ts = np.full(n, np.nan)
-        self.uptime = np.full(n, np.nan)
-        self.failure = np.full(n, _NOT_POLLED, dtype=np.int8)
-        self.state = np.zeros(n, dtype=np.int8)
-        self.service_status = np.zeros_like(self.service_status)
+    def _service_status(self) -> CodeArray:
+        # The parser hands out one list per distinct service combination, so rows share
+        # objects: tabulate each distinct object once, then index the table by row.
+        rows = self._services
+        ids = np.fromiter(map(id, rows), dtype=np.uint64, count=len(rows))
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        combos = [rows[i] for i in first.tolist()]
+        for combo in combos:
+            for name, _ in combo:
+                self.catalog.add(name)
+        table = np.zeros((len(combos), len(self.catalog.names)), dtype=np.int8)
+        column = self.catalog.column
+        for k, combo in enumerate(combos):
+            for name, code in combo:
+                table[k, column[name]] = code
+        status: CodeArray = table[inverse.reshape(-1)]
+        return status
 
     def remap(self, inventory: Inventory) -> FleetArrays:
-        """Arrays for a new inventory: kept appliances keep their row data and counter state."""
+        """Slots for a new inventory: kept appliances keep this tick's data and counter state."""
         old_row = self.inventory.index()
         rows = [old_row.get(a.id) for a in inventory.appliances]
         out = FleetArrays(inventory, self.metrics)
         out.catalog = self.catalog
         out.rates = self.rates.remap(rows)
-        out.service_status = np.zeros((len(rows), self.service_status.shape[1]), dtype=np.int8)
-        new = [i for i, r in enumerate(rows) if r is not None]
-        old = [r for r in rows if r is not None]
-        for name in ("values", "sample_ts", "uptime", "failure", "state", "service_status"):
-            getattr(out, name)[new] = getattr(self, name)[old]
+        for name in ("_values", "_ts", "_uptime", "_failure", "_state", "_services"):
+            old, new = getattr(self, name), getattr(out, name)
+            for i, r in enumerate(rows):
+                if r is not None:
+                    new[i] = old[r]
         return out

@@ -12,6 +12,9 @@ from cdnops.model import ApplianceState, ServiceStatus
 
 _NAN = math.nan
 _REQUIRED = ("appliance", "site", "ts", "uptime_s", "state", "services", "metrics")
+_REQUIRED_SET = frozenset(_REQUIRED)
+_NUMBER = frozenset({float, int})
+_SERVICE_CACHE_SIZE = 4096
 _PROM_PREFIX = "appliance_"
 
 STATES: dict[str, int] = {
@@ -44,7 +47,7 @@ class BadBodyError(ValueError):
 class Sample(NamedTuple):
     """One good poll: metric values in column order (NaN where absent) and the rest."""
 
-    values: list[float]
+    values: list[float]  # ints stay ints: numpy converts the row when it is stored
     ts: float  # the appliance's clock (JSON) or the poll time (text)
     uptime_s: float
     state: int  # ApplianceState
@@ -59,53 +62,63 @@ class HealthParser:
         self._column = {name: j for j, name in enumerate(self.metrics)}
         self._prom_column = {_PROM_PREFIX + name: j for j, name in enumerate(self.metrics)}
         self._blank = [_NAN] * len(self.metrics)
+        self._service_cache: dict[tuple[tuple[str, object], ...], list[tuple[str, int]]] = {}
 
-    def parse_json(self, body: bytes, appliance_id: str) -> Sample:
-        """Parse and validate a `/health` body; raises BadBodyError with the reason."""
+    def parse_json(self, body: bytes | memoryview, appliance_id: str) -> Sample:
+        """Parse and validate a `/health` body; raises BadBodyError with the reason.
+
+        orjson rejects NaN, Infinity and numbers that overflow a double, so every number it
+        returns is finite; what is left to check is types, done with C-level set operations
+        on the fast path and a Python loop only to word the error.
+        """
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise BadBodyError(f"invalid JSON: {exc}") from None
         if type(doc) is not dict:
             raise BadBodyError("not a JSON object")
-        if len(doc) < len(_REQUIRED) or any(k not in doc for k in _REQUIRED):
+        if not doc.keys() >= _REQUIRED_SET:
             missing = [k for k in _REQUIRED if k not in doc]
             raise BadBodyError(f"missing keys: {', '.join(missing)}")
         if doc["appliance"] != appliance_id:
-            raise BadBodyError(f"answer is for appliance {doc['appliance']!r}")
+            raise BadBodyError(f"answer is for appliance {doc['appliance']!r:.80}")
         if type(doc["site"]) is not str:
             raise BadBodyError("site is not a string")
-        state = STATES.get(doc["state"]) if type(doc["state"]) is str else None
-        if state is None:
-            raise BadBodyError(f"unknown state {doc['state']!r}")
-        return Sample(
-            self._metrics(doc["metrics"]),
-            _finite(doc["ts"], "ts"),
-            _finite(doc["uptime_s"], "uptime_s"),
-            state,
-            _services(doc["services"]),
-        )
+        state = doc["state"]
+        code = STATES.get(state) if type(state) is str else None
+        if code is None:
+            raise BadBodyError(f"unknown state {state!r:.40}")
+        ts, uptime = doc["ts"], doc["uptime_s"]
+        if type(ts) not in _NUMBER or type(uptime) not in _NUMBER:
+            bad = ("ts", ts) if type(ts) not in _NUMBER else ("uptime_s", uptime)
+            raise BadBodyError(f"{bad[0]} is not a finite number: {bad[1]!r:.40}")
+        return Sample(self._metrics(doc["metrics"]), ts, uptime, code, self._services(doc))
 
     def _metrics(self, metrics: object) -> list[float]:
         if type(metrics) is not dict:
             raise BadBodyError("metrics is not an object")
-        values = self._blank.copy()
-        column = self._column
-        for name, value in metrics.items():
-            kind = type(value)
-            # bool is a subclass of int but not a number in the contract; `v - v` is NaN for
-            # NaN and infinities, so this rejects every non-finite float without a call.
-            if kind is float:
-                if value - value != 0.0:
-                    raise BadBodyError(f"metric {name} is not finite")
-            elif kind is int:
-                value = float(value)
-            else:
-                raise BadBodyError(f"metric {name} is not a number: {value!r:.40}")
-            j = column.get(name)
-            if j is not None:
-                values[j] = value
-        return values
+        if not _NUMBER.issuperset(map(type, metrics.values())):
+            for name, value in metrics.items():
+                if type(value) not in _NUMBER:  # bool is an int subclass, not a number here
+                    raise BadBodyError(f"metric {name} is not a number: {value!r:.40}")
+        return list(map(metrics.get, self.metrics, self._blank))
+
+    def _services(self, doc: dict[str, object]) -> list[tuple[str, int]]:
+        services = doc["services"]
+        if type(services) is not dict:
+            raise BadBodyError("services is not an object")
+        # Appliances report the same few combinations poll after poll: validate each once.
+        key = tuple(services.items())
+        try:
+            known = self._service_cache.get(key)
+        except TypeError:  # an unhashable status (a list, an object): not the contract's
+            known = None
+        if known is None:
+            known = _services(services)
+            if len(self._service_cache) >= _SERVICE_CACHE_SIZE:
+                self._service_cache.clear()
+            self._service_cache[key] = known
+        return known
 
     def parse_prometheus(self, body: bytes, poll_ts: float) -> Sample:
         """Parse a `/metrics` body in the Prometheus text format; raises BadBodyError.
@@ -131,15 +144,6 @@ class HealthParser:
             if j is not None and value - value == 0.0:
                 values[j] = value
         return Sample(values, poll_ts, uptime, ApplianceState.UNKNOWN, [])
-
-
-def _finite(value: object, key: str) -> float:
-    if type(value) is float:
-        if value - value == 0.0:
-            return value
-    elif type(value) is int:
-        return float(value)
-    raise BadBodyError(f"{key} is not a finite number: {value!r:.40}")
 
 
 def _services(services: object) -> list[tuple[str, int]]:

@@ -25,35 +25,47 @@ class Head(NamedTuple):
 
 
 def parse_head(head: bytes) -> Head:
-    """Parse the bytes before the blank line (status line and header fields)."""
-    lines = head.split(b"\r\n")
-    version, _, rest = lines[0].partition(b" ")
-    code = rest[:3]
-    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise ProtocolError(f"bad status line {lines[0][:60]!r}")
-    length, chunked = -1, False
-    keep_alive = version == b"HTTP/1.1"
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise ProtocolError(f"bad header line {line[:60]!r}")
-        name = name.strip().lower()
-        if name == b"content-length":
-            value = value.strip()
-            if not value.isdigit():
-                raise ProtocolError(f"bad Content-Length {value[:30]!r}")
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = value.strip().lower().endswith(b"chunked")
-        elif name == b"connection":
-            token = value.strip().lower()
-            keep_alive = token != b"close" and (keep_alive or token == b"keep-alive")
+    """Parse the bytes before the blank line (status line and header fields).
+
+    Headers are located with C-level searches over the lowercased head rather than a
+    Python loop over every line: this runs once per poll.
+    """
+    eol = head.find(b"\r\n")
+    line = head if eol < 0 else head[:eol]
+    code = line[9:12]
+    if line[:7] != b"HTTP/1." or line[8:9] != b" " or not code.isdigit():
+        raise ProtocolError(f"bad status line {line[:60]!r}")
     status = int(code)
+    keep_alive = line[7:8] == b"1"
+    if eol < 0:
+        return Head(status, 0 if status in (204, 304) else -1, False, keep_alive)
+    fields = head[eol:].lower()
+    if b":" not in fields[2:]:
+        raise ProtocolError(f"bad header line {fields[2:62]!r}")
+    length = -1
+    value = _field(fields, b"\r\ncontent-length:")
+    if value is not None:
+        if not value.isdigit():
+            raise ProtocolError(f"bad Content-Length {value[:30]!r}")
+        length = int(value)
+    chunked = (_field(fields, b"\r\ntransfer-encoding:") or b"").endswith(b"chunked")
+    token = _field(fields, b"\r\nconnection:")
+    if token is not None:
+        keep_alive = token != b"close" and (keep_alive or token == b"keep-alive")
     if status in (204, 304):
         return Head(status, 0, False, keep_alive)
     if chunked:
         length = -1  # RFC 9112: Transfer-Encoding overrides Content-Length
     return Head(status, length, chunked, keep_alive)
+
+
+def _field(fields: bytes, name: bytes) -> bytes | None:
+    at = fields.find(name)
+    if at < 0:
+        return None
+    start = at + len(name)
+    end = fields.find(b"\r\n", start)
+    return (fields[start:] if end < 0 else fields[start:end]).strip()
 
 
 class ChunkedReader:

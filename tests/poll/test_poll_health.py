@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import orjson
 import pytest
 from poll_servers import health_doc
@@ -94,9 +95,11 @@ def test_bad_bodies_raise_with_the_reason(parser: HealthParser, raw: bytes, mess
     assert str(info.value).startswith(message)
 
 
-def test_integer_metrics_and_big_counters_are_floats(parser: HealthParser) -> None:
-    sample = parser.parse_json(body(metrics={"requests_total": 2**63 + 5}), "a1")
-    assert sample.values[CONTRACT_METRICS.index("requests_total")] == float(2**63 + 5)
+def test_integer_metrics_and_big_counters_store_as_floats(parser: HealthParser) -> None:
+    sample = parser.parse_json(body(metrics={"requests_total": 2**64 - 1, "cpu_util": 1}), "a1")
+    row = np.array(sample.values, dtype=np.float64)
+    assert row[CONTRACT_METRICS.index("requests_total")] == float(2**64 - 1)
+    assert row[CONTRACT_METRICS.index("cpu_util")] == 1.0
 
 
 def test_prometheus_text_tracked_samples_and_uptime(parser: HealthParser) -> None:
