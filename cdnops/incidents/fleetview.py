@@ -17,7 +17,7 @@ class FleetView:
     """
 
     def __init__(self, excluded_states: Iterable[str]) -> None:
-        self._codes = np.array([ApplianceState[s.upper()] for s in excluded_states], np.int8)
+        self.set_excluded(excluded_states)
         self._inventory: Inventory | None = None
         self._index: dict[str, int] = {}
         self._state: CodeArray = np.zeros(0, np.int8)
@@ -25,6 +25,10 @@ class FleetView:
         self.excluded = np.zeros(0, dtype=bool)
         self.site_sizes: dict[str, int] = {}
         self.n_sites = 0
+
+    def set_excluded(self, states: Iterable[str]) -> None:
+        """Which states exclude an appliance (`drained`, ...), from the next update on."""
+        self._codes = np.array([ApplianceState[s.upper()] for s in states], np.int8)
 
     def update(self, frame: FleetFrame) -> None:
         """Take in one tick's states; O(n) numpy, O(sites) Python."""

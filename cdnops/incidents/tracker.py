@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.correlate import fleet_groups, parent_key, site_groups
@@ -24,12 +22,12 @@ from cdnops.incidents.model import (
     Severity,
     Status,
     TimelineEntry,
-    TriageSignal,
     kind_of,
 )
 from cdnops.incidents.persist import from_row
-from cdnops.incidents.silences import Silences
-from cdnops.incidents.triage import MIN_TICKS, Triage, job_for
+from cdnops.incidents.silences import Silence, Silences
+from cdnops.incidents.triage import Triage
+from cdnops.incidents.triagequeue import TriageQueue
 from cdnops.model import Anomaly, DetectionResult, FleetFrame
 from cdnops.store.db import Store
 
@@ -66,14 +64,12 @@ class IncidentTracker:
         self.silences = silences if silences is not None else Silences.from_config(config.silences)
         self._clock = clock
         self._journal = Journal(store, bus)
-        self._owns_triage = triage is None and config.triage.enabled
-        self._triage = Triage(config.triage) if self._owns_triage else triage
-        self.history = History(config.triage.history_ticks) if self._triage else None
+        enabled = triage is not None or config.triage.enabled
+        self._triage = TriageQueue(config.triage, triage) if enabled else None
         self._view = FleetView(config.excluded_states)
         self._open: dict[Key, Incident] = {}
         self._by_scope: dict[Scope, dict[Key, Incident]] = {s: {} for s in Scope}
         self._recent: dict[Key, Incident] = {}  # resolved within the hold-down window
-        self._pending: dict[str, Future[list[TriageSignal]]] = {}
         self._saved_seen: dict[str, float] = {}
         self._any_waiting = False
         self._load(store)
@@ -92,12 +88,28 @@ class IncidentTracker:
                 self._add_open(inc)
         log.info("incidents loaded from the store: open=%d", len(self._open))
 
-    def close(self) -> None:
-        """Stop the triage pool if the tracker made it."""
-        if self._owns_triage and self._triage is not None:
-            self._triage.close()
+    @property
+    def history(self) -> History | None:
+        """The history kept for triage (None when triage is off)."""
+        return self._triage.history if self._triage is not None else None
 
-    # -- reading ---------------------------------------------------------------------
+    def reload(self, config: IncidentsConfig) -> None:
+        """Apply a reloaded `incidents:` section from the next tick on.
+
+        Thresholds, windows, families, excluded states and the config's silences change;
+        silences added at run time stay; triage keeps its pool and history size.
+        """
+        for position, old in enumerate(self.config.silences):
+            self.silences.remove(Silence.from_config(old, position).id)
+        for silence in Silences.from_config(config.silences).all():
+            self.silences.add(silence)
+        self._view.set_excluded(config.excluded_states)
+        self.config = config
+
+    def close(self) -> None:
+        """Drop triage jobs in flight; stop the triage pool if the tracker made it."""
+        if self._triage is not None:
+            self._triage.close()
 
     def open_incidents(self) -> list[Incident]:
         """Copies of every open incident, silenced and inhibited ones included."""
@@ -114,10 +126,8 @@ class IncidentTracker:
 
     def get(self, incident_id: str) -> Incident | None:
         """An open or recently resolved incident by id."""
-        for inc in (*self._open.values(), *self._recent.values()):
-            if inc.id == incident_id:
-                return inc.snapshot()
-        return None
+        inc = self._find(incident_id)
+        return inc.snapshot() if inc is not None else None
 
     def timeline(self, incident_id: str) -> list[TimelineEntry]:
         """An incident's whole timeline, from the store."""
@@ -126,14 +136,12 @@ class IncidentTracker:
     def _waiting(self, inc: Incident, now: float) -> bool:
         return now - inc.opened_ts < self.config.group_wait_s
 
-    # -- one tick --------------------------------------------------------------------
-
     def update(self, frame: FleetFrame, result: DetectionResult) -> None:
         """Take in one tick: open, absorb, flap, correlate, silence, resolve; then write."""
         now = self._clock()
         self._view.update(frame)
-        if self.history is not None:
-            self.history.append(frame)
+        if self._triage is not None:
+            self._triage.append(frame)
         self._collect(now)
         self._track_appliances(result, now)
         self._correlate(now)
@@ -227,8 +235,6 @@ class IncidentTracker:
         if _severity(inc.key, anomalies) is Severity.CRITICAL:
             inc.severity = Severity.CRITICAL
 
-    # -- correlation -----------------------------------------------------------------
-
     def _correlate(self, now: float) -> None:
         cfg, window = self.config, self.config.grouping_window_s
         apps = self._of_scope(Scope.APPLIANCE)
@@ -287,8 +293,6 @@ class IncidentTracker:
                 self._seen(parent, now, [])
             elif not active and parent.active:
                 self._go_quiet(parent, now)
-
-    # -- silences, resolution, announcements -----------------------------------------
 
     def _apply_silences(self, now: float) -> None:
         self.silences.prune(now)
@@ -360,33 +364,21 @@ class IncidentTracker:
             counts.append(((site_label(i), i.kind.value, state_label(i, waiting=waiting)), 1))
         self._journal.bus.set_open(counts)
 
-    # -- triage ----------------------------------------------------------------------
-
     def _submit_triage(self, inc: Incident) -> None:
-        if self._triage is None or self.history is None or len(self.history) < MIN_TICKS:
-            return
-        if inc.scope is Scope.SITE:
-            subjects = self._view.site_appliances(inc.subject)
-        else:
-            subjects = [inc.subject]
-        window = self.history.window(self.history.rows(subjects))
-        job = job_for(inc.snapshot(), window, self._triage.config)
-        self._pending[inc.id] = self._triage.submit(job)
+        if self._triage is not None:
+            site = inc.scope is Scope.SITE
+            self._triage.submit(
+                inc, self._view.site_appliances(inc.subject) if site else [inc.subject]
+            )
 
     def _collect(self, now: float) -> int:
-        done = [i for i, fut in self._pending.items() if fut.done()]
-        for incident_id in done:
-            fut = self._pending.pop(incident_id)
+        done = self._triage.finished() if self._triage is not None else []
+        for incident_id, signals in done:
             inc = self._find(incident_id)
-            if inc is None or fut.cancelled():
-                continue
-            exc = fut.exception()
-            if exc is not None:
-                log.warning("triage of %s failed: %r", incident_id, exc)
-                continue
-            inc.triage = tuple(fut.result())
-            top = inc.triage[0].line if inc.triage else "no signal changed"
-            self._journal.emit(inc, EventType.UPDATED, now, C.TRIAGED, top)
+            if inc is not None:
+                inc.triage = tuple(signals)
+                top = signals[0].line if signals else "no signal changed"
+                self._journal.emit(inc, EventType.UPDATED, now, C.TRIAGED, top)
         return len(done)
 
     def _find(self, incident_id: str) -> Incident | None:
@@ -404,9 +396,8 @@ class IncidentTracker:
 
     async def wait_triage(self, timeout_s: float) -> int:
         """Wait for every triage in flight (at most `timeout_s`), then attach the results."""
-        pending: Iterable[Future[list[TriageSignal]]] = list(self._pending.values())
-        if pending:
-            await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=timeout_s)
+        if self._triage is not None:
+            await self._triage.wait(timeout_s)
         return self.collect_triage()
 
 

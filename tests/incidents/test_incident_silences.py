@@ -109,3 +109,18 @@ def test_silence_config_rejects_bad_input() -> None:
         SilenceConfig.model_validate(
             {"starts_at": "2026-12-01T00:00:00", "ends_at": "2026-12-02T00:00:00", "comment": "x"}
         )
+
+
+def test_reload_replaces_config_silences_and_keeps_runtime_ones(tmp_path: Path) -> None:
+    config = IncidentsConfig(silences=(silence_config(site="sea01"),))
+    h = Harness(make_inventory({"sea01": 4}), tmp_path / "s.db", config)
+    try:
+        h.tracker.silences.add(Silence("api-1", T0, T0 + 1000, "from the API", site="lhr01"))
+        h.tracker.reload(IncidentsConfig(silences=(silence_config(site="ams01", id="ams"),)))
+        assert sorted(s.id for s in h.tracker.silences.all()) == ["ams", "api-1"]
+        h.tick([anomaly("sea01-a01")])
+        (inc,) = h.tracker.open_incidents()
+        assert inc.silenced_by is None
+        assert h.names() == ["opened"]
+    finally:
+        h.close()
