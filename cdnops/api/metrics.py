@@ -61,7 +61,7 @@ _LABEL_OF_CODE = np.array(
     dtype=np.int64,
 )
 DETECTOR_LABELS: tuple[str, ...] = tuple(d.value for d in Detector)
-RELOAD_RESULTS: tuple[str, ...] = ("ok", "error")
+RELOAD_RESULTS: tuple[str, ...] = ("ok", "failed")
 
 
 def count_states(frame: FleetFrame) -> npt.NDArray[np.int64]:
@@ -193,7 +193,7 @@ class DaemonMetrics:
         )
         self._reloads = Counter(
             "cdnops_config_reloads",
-            "Configuration reloads by result (ok or error).",
+            "Configuration reloads by result (ok or failed).",
             ("result",),
             registry=registry,
         )
@@ -254,7 +254,7 @@ class DaemonMetrics:
 
     def config_reloaded(self, ok: bool) -> None:
         """Count a configuration reload; a successful one also stamps the success time."""
-        self._reloads.labels("ok" if ok else "error").inc()
+        self._reloads.labels("ok" if ok else "failed").inc()
         if ok:
             self._last_reload.set(time.time())
 

@@ -141,7 +141,7 @@ async def test_reloads_drops_and_build_info(
     metrics.frames_dropped(0)
     s = parse_samples((await scrape(registry, http))[1])
     assert s[key("cdnops_config_reloads_total", result="ok")] == 2
-    assert s[key("cdnops_config_reloads_total", result="error")] == 1
+    assert s[key("cdnops_config_reloads_total", result="failed")] == 1
     assert s[key("cdnops_config_last_reload_success_timestamp_seconds")] >= started
     assert s[key("cdnops_frames_dropped_total")] == 3
     assert s[key("cdnops_build_info", version="1.2.3", instance_name="edge-1")] == 1
