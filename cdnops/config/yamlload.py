@@ -19,6 +19,9 @@ except AttributeError:  # PyYAML built without libyaml: same semantics, slower
 Loc = tuple[str | int, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class _MarkingLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.duplicates: list[_Duplicate] = []
+        self._built: dict[int, Any] = {}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Hashable, yaml.Node] = {}
@@ -48,6 +52,49 @@ class _MarkingLoader(_BaseLoader):  # type: ignore[misc,valid-type]
                 self.duplicates.append(_Duplicate(node, str(key), first, key_node))
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
+
+    def build(self, node: yaml.Node) -> Any:
+        """Like `construct_document`, about twice as fast on plain maps, lists and strings.
+
+        Anything else (tags, merge keys, timestamps, numbers) goes through the safe
+        constructor, so the result is the same; `_built` keeps aliases shared.
+        """
+        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+            return node.value
+        built = self._built.get(id(node))
+        if built is not None:
+            return built
+        if node.tag == _SEQ_TAG and isinstance(node, yaml.SequenceNode):
+            items: list[Any] = []
+            self._built[id(node)] = items  # before the items: a recursive alias finds it
+            items.extend(self.build(child) for child in node.value)
+            return items
+        if (
+            isinstance(node, yaml.MappingNode)
+            and node.tag == _MAP_TAG
+            and not any(k.tag == _MERGE_TAG for k, _ in node.value)
+        ):
+            return self._build_mapping(node)
+        return self.construct_object(node, deep=True)
+
+    def _build_mapping(self, node: yaml.MappingNode) -> dict[Any, Any]:
+        mapping: dict[Any, Any] = {}
+        self._built[id(node)] = mapping
+        first: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = self.build(key_node)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found a list or mapping as a key",
+                    key_node.start_mark,
+                )
+            earlier = first.setdefault(key, key_node)
+            if earlier is not key_node:
+                self.duplicates.append(_Duplicate(node, str(key), earlier, key_node))
+            mapping[key] = self.build(value_node)
+        return mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +181,7 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     loader = _MarkingLoader(text)
     try:
         root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
+        data = loader.build(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_syntax_issue(file, exc)]) from None
     except yaml.YAMLError as exc:

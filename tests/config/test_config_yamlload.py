@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cdnops.config.yamlload import format_loc, load_yaml, parse_yaml
 from cdnops.errors import ConfigError, Issue
@@ -130,3 +131,50 @@ def test_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_yaml(path)
     assert str(info.value) == f"{path}: not UTF-8 text (invalid byte at offset 7)"
+
+
+MIXED = """\
+str: text
+quoted: "10"
+tagged: !!str 10
+int: 10
+hex: 0x1f
+float: 1.5e3
+inf: .inf
+bool: yes
+null_value: ~
+date: 2026-12-01
+stamp: 2026-12-01T03:00:00Z
+list: [1, two, {three: 3}]
+nested: {a: {b: [c]}}
+set: !!set {x, y}
+pairs: !!omap [{a: 1}, {b: 2}]
+base: &base {x: 1, y: [1, 2]}
+alias: *base
+merged:
+  <<: *base
+  x: 2
+1: int key
+? [1, 2]
+: never
+"""
+
+
+def test_data_is_what_the_safe_loader_builds() -> None:
+    text = MIXED.replace("? [1, 2]\n: never\n", "")
+    doc = parse_yaml(text, "f.yaml")
+    assert doc.data == yaml.safe_load(text)
+    assert doc.data["alias"] is doc.data["base"]  # aliases stay shared
+    assert doc.issues == ()
+
+
+def test_a_list_as_a_key_is_an_issue() -> None:
+    assert _only_issue(MIXED) == (
+        "f.yaml:22:3: invalid YAML: found a list or mapping as a key "
+        "(while constructing a mapping at line 1)"
+    )
+
+
+def test_recursive_alias_is_built() -> None:
+    doc = parse_yaml("a: &x [1, *x]\n", "f.yaml")
+    assert doc.data["a"][1] is doc.data["a"]
