@@ -144,11 +144,14 @@ class Incident:
 
     def snapshot(self) -> Incident:
         """A copy that later ticks do not change (every collection field is immutable)."""
-        return Incident(**{f.name: getattr(self, f.name) for f in fields(self)})
+        return Incident(**{name: getattr(self, name) for name in _INCIDENT_FIELDS})
 
     def summary(self) -> str:
         """`site sea01 origin_latency_p99_ms (metric)`: a short name for logs."""
         return f"{self.scope} {self.subject} {self.family} ({self.kind})"
+
+
+_INCIDENT_FIELDS = tuple(f.name for f in fields(Incident))
 
 
 def anomaly_to_json(a: Anomaly) -> dict[str, Any]:
