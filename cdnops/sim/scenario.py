@@ -57,7 +57,13 @@ def _fault(
         issues.append(Issue(file, line, col, path, "must be a mapping with kind and target"))
         return None
     items = _items(node, file, path, issues)
-    raw = loader.construct_object(node, deep=True)
+    try:
+        raw = loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:  # an unsafe or unknown tag: the safe loader refuses it
+        mark = getattr(exc, "problem_mark", None) or node.start_mark
+        problem = getattr(exc, "problem", None) or str(exc)
+        issues.append(Issue(file, mark.line + 1, mark.column + 1, path, f"not allowed: {problem}"))
+        return None
     spec, problems = check_fault(raw)
     for where, message in problems:
         head = where.split(".")[0]
