@@ -54,7 +54,9 @@ class LogfmtFormatter(logging.Formatter):
         return prefix + " ".join(parts)
 
 
-def setup_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
+def setup_logging(
+    level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
+) -> None:
     """Route every `cdnops.*` logger to one stdout handler; safe to call again on reload."""
     journald = fmt == "journald" or (fmt == "auto" and "JOURNAL_STREAM" in os.environ)
     handler = logging.StreamHandler(stream or sys.stdout)

@@ -1,0 +1,257 @@
+"""Composition root: builds the parts from the config, owns the lifecycle and the signals.
+
+`cdnops run --config FILE` lands here. The daemon enters its long-lived parts (HTTP
+side, poller) in dependency order with an `AsyncExitStack`, runs the detection loop in
+a `TaskGroup`, and on SIGTERM stops polling, lets in-flight polls finish within
+`shutdown_grace_s`, saves the detection state and exits 0. SIGHUP re-reads the config
+and the inventory off the event loop and swaps them in only if they are valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from cdnops import __version__
+from cdnops.api.metrics import DaemonMetrics
+from cdnops.api.server import HttpServer
+from cdnops.config.inventory import load_inventory
+from cdnops.config.secrets import Secret
+from cdnops.config.settings import Settings, load_settings
+from cdnops.detect.engine import DetectionEngine
+from cdnops.errors import ConfigError
+from cdnops.logfmt import setup_logging
+from cdnops.model import DetectionResult, FleetFrame, Inventory
+from cdnops.poll.poller import Poller, PollerOptions
+
+log = logging.getLogger("cdnops.app")
+
+DETECT_STATE_FILE = "detect-state.npz"
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A config with everything it points at, validated together."""
+
+    settings: Settings
+    inventory: Inventory
+    token: Secret
+
+
+def load_all(config_path: Path) -> Loaded:
+    """Load and validate config, inventory and token; raises ConfigError with every issue."""
+    settings = load_settings(config_path)
+    inventory = load_inventory(settings.inventory, settings.poll.health_format)
+    token = settings.appliance_token.resolve()
+    return Loaded(settings, inventory, token)
+
+
+def poller_options(settings: Settings) -> PollerOptions:
+    """Map the `poll:` section onto the poller's options."""
+    p = settings.poll
+    return PollerOptions(
+        interval_s=p.interval_s,
+        timeout_s=p.timeout_s,
+        connect_timeout_s=p.connect_timeout_s,
+        concurrency=p.concurrency,
+        max_body_bytes=p.max_body_bytes,
+        metrics=tuple(p.metrics),
+    )
+
+
+# Settings that a SIGHUP cannot change on a running daemon (the rest is swapped live).
+RESTART_ONLY = ("instance", "state_dir", "poll", "http", "detect", "shutdown_grace_s")
+
+
+class Daemon:
+    """One running cdnops: poller -> detection, with the HTTP side beside them."""
+
+    def __init__(self, config_path: Path, loaded: Loaded) -> None:
+        self.config_path = config_path
+        self.loaded = loaded
+        self.registry = CollectorRegistry()
+        self.metrics = DaemonMetrics(
+            self.registry, instance=loaded.settings.instance, version=__version__
+        )
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._latest_result: DetectionResult | None = None
+        self._poller: Poller | None = None
+        self.http_port: int | None = None
+        self.ready = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Ask the daemon to shut down gracefully (what SIGTERM does)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask the daemon to re-read its config and inventory (what SIGHUP does)."""
+        self._reload.set()
+
+    def _latest(self) -> tuple[FleetFrame | None, DetectionResult | None]:
+        frame = self._poller.latest if self._poller else None
+        return frame, self._latest_result
+
+    async def run(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        settings = self.loaded.settings
+        engine = await asyncio.to_thread(self._restore_engine)
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(
+                HttpServer(
+                    host=settings.http.listen,
+                    port=settings.http.port,
+                    registry=self.registry,
+                    per_appliance=settings.http.per_appliance_metrics,
+                    latest=self._latest,
+                )
+            )
+            self.http_port = http.port
+            log.info("http listening on http://%s:%d", settings.http.listen, http.port)
+            poller = await stack.enter_async_context(
+                Poller(self.loaded.inventory, poller_options(settings), observer=self.metrics)
+            )
+            self._poller = poller
+            log.info(
+                "polling %d appliances in %d sites every %gs",
+                len(self.loaded.inventory.appliances),
+                len(self.loaded.inventory.sites),
+                settings.poll.interval_s,
+            )
+            async with asyncio.TaskGroup() as tg:
+                detect_task = tg.create_task(
+                    self._detect_loop(poller, engine, http), name="cdnops.detect"
+                )
+                reload_task = tg.create_task(self._reload_loop(poller), name="cdnops.reload")
+                self.ready.set()
+                await self._stop.wait()
+                log.info(
+                    "stopping: letting in-flight polls finish (grace %gs)",
+                    settings.shutdown_grace_s,
+                )
+                await poller.stop(settings.shutdown_grace_s)
+                reload_task.cancel()
+                detect_task.cancel()
+        await asyncio.to_thread(self._save_engine, engine)
+        log.info("stopped cleanly")
+        return 0
+
+    async def _detect_loop(self, poller: Poller, engine: DetectionEngine, http: HttpServer) -> None:
+        """Forever: take each tick's frame, update detection, publish the result.
+
+        Detection is one vectorized pass per tick, cheap enough to run on the loop;
+        an exception in it is logged and the tick skipped, so polling never stops.
+        """
+        dropped = 0
+        while True:
+            frame = await poller.frames.get()
+            if (now_dropped := poller.stats.frames_dropped) > dropped:
+                self.metrics.frames_dropped(now_dropped - dropped)
+                dropped = now_dropped
+            try:
+                result = engine.update(frame)
+            except Exception:
+                log.exception("detection failed on tick %d; skipping it", frame.seq)
+                continue
+            self._latest_result = result
+            self.metrics.detection_done(result)
+            http.set_ready()
+
+    async def _reload_loop(self, poller: Poller) -> None:
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            await self._reload_once(poller)
+
+    async def _reload_once(self, poller: Poller) -> None:
+        """Validate the new config off to the side; swap only if it is valid."""
+        try:
+            new = await asyncio.to_thread(load_all, self.config_path)
+        except ConfigError as exc:
+            self.metrics.config_reloaded(ok=False)
+            log.error(
+                "reload rejected, keeping the running config (%d issues):\n%s",
+                len(exc.issues),
+                exc,
+            )
+            return
+        old = self.loaded
+        fixed = [k for k in RESTART_ONLY if getattr(old.settings, k) != getattr(new.settings, k)]
+        if fixed:
+            log.warning("reload: changes to %s take effect at the next restart", ", ".join(fixed))
+        old_ids = {a.id for a in old.inventory.appliances}
+        new_ids = {a.id for a in new.inventory.appliances}
+        poller.replace_inventory(new.inventory)
+        self.loaded = Loaded(old.settings, new.inventory, new.token)
+        setup_logging(new.settings.logging.level, new.settings.logging.format)
+        self.metrics.config_reloaded(ok=True)
+        log.info(
+            "reloaded: %d appliances (+%d added, -%d removed)",
+            len(new_ids),
+            len(new_ids - old_ids),
+            len(old_ids - new_ids),
+        )
+
+    def _state_path(self) -> Path:
+        return self.loaded.settings.state_dir / DETECT_STATE_FILE
+
+    def _restore_engine(self) -> DetectionEngine:
+        s = self.loaded.settings
+        path = self._state_path()
+        if path.exists():
+            return DetectionEngine.load(path, s.detect, tuple(s.poll.metrics))
+        return DetectionEngine(s.detect, tuple(s.poll.metrics))
+
+    def _save_engine(self, engine: DetectionEngine) -> None:
+        path = self._state_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine.save(path)
+        except OSError as exc:
+            log.error("could not save detection state to %s: %s", path, exc)
+
+
+async def serve(config_path: Path, loaded: Loaded) -> int:
+    """Run a daemon with SIGTERM/SIGINT and SIGHUP wired to it."""
+    daemon = Daemon(config_path, loaded)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+    try:
+        return await daemon.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `cdnops run`."""
+    parser.add_argument("--config", "-c", type=Path, required=True, help="the config file (YAML)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`cdnops run`: exit 2 on an invalid config, 0 after a graceful stop."""
+    config_path: Path = args.config
+    try:
+        loaded = load_all(config_path)
+    except ConfigError as exc:
+        print(f"cdnops: invalid configuration ({len(exc.issues)} issues):", file=sys.stderr)
+        print(exc, file=sys.stderr)
+        return 2
+    setup_logging(loaded.settings.logging.level, loaded.settings.logging.format)
+    started = time.monotonic()
+    code = asyncio.run(serve(config_path, loaded))
+    log.info("exit %d after %.0fs", code, time.monotonic() - started)
+    return code
