@@ -3,7 +3,8 @@
 Each file's kind is recognized from its top-level keys (`KINDS`). A config file is checked
 together with the inventory it names. Whether the appliance token can be read is reported
 as a warning, not an error: validation often runs where the token is absent on purpose
-(CI, a workstation); `--require-token` makes it an error. Exit 0 when every file is good,
+(CI, a workstation); `--require-token` makes it an error. A token file open to other
+users is also a warning. Exit 0 when every file is good,
 2 otherwise; issues go to stderr as `file:line:col: key.path: message`.
 """
 
@@ -51,15 +52,40 @@ def _validate_inventory(doc: YamlDocument, path: Path, args: argparse.Namespace)
 def _validate_config(doc: YamlDocument, path: Path, args: argparse.Namespace) -> Outcome:
     try:
         settings = settings_from_document(doc, path.parent)
-        inventory = load_inventory(settings.inventory, settings.poll.health_format)
     except ConfigError as exc:
         return Outcome(issues=list(exc.issues))
+    try:
+        inventory = load_inventory(settings.inventory, settings.poll.health_format)
+    except ConfigError as exc:
+        return Outcome(issues=[_at_inventory_key(doc, settings.inventory, i) for i in exc.issues])
     outcome = Outcome(f"config, {_appliances(len(inventory.appliances))}")
     try:
         settings.appliance_token.resolve()
     except ConfigError as exc:
         (outcome.issues if args.require_token else outcome.warnings).extend(exc.issues)
+    outcome.warnings.extend(_token_file_warnings(doc, settings.appliance_token.file))
     return outcome
+
+
+def _at_inventory_key(doc: YamlDocument, inventory: Path, issue: Issue) -> Issue:
+    """An unreadable inventory is reported at the config line that names it."""
+    if issue.line or issue.file != str(inventory):
+        return issue
+    return doc.issue(("inventory",), f"{inventory}: {issue.message}")
+
+
+def _token_file_warnings(doc: YamlDocument, token_file: Path | None) -> list[Issue]:
+    try:
+        mode = token_file.stat().st_mode if token_file else 0
+    except OSError:
+        return []  # already reported by resolve()
+    if not mode & 0o077:
+        return []
+    message = (
+        f"token file {token_file} is open to other users (mode {mode & 0o777:o}); "
+        "make it readable by the daemon's user only (chmod 600)"
+    )
+    return [doc.issue(("appliance_token", "file"), message)]
 
 
 def _appliances(n: int) -> str:

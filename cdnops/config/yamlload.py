@@ -5,16 +5,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from cdnops.errors import ConfigError, Issue
-
-try:
-    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # PyYAML built without libyaml: same semantics, slower
-    _BaseLoader = yaml.SafeLoader
 
 Loc = tuple[str | int, ...]
 
@@ -32,13 +27,27 @@ class _Duplicate:
     again: yaml.Node
 
 
-class _MarkingLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """The safe loader, plus duplicate-key detection; the node tree is kept for the marks."""
+class _Marking(yaml.constructor.SafeConstructor):
+    """The safe constructor, plus duplicate-key detection and a faster build.
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[_Duplicate] = []
-        self._built: dict[int, Any] = {}
+    A mixin: the loaders below put it in front of the C or the Python parser, whose
+    node tree is kept for the marks. It derives from the constructor only, so that the
+    C loader's parser stays ahead of the Python one in the MRO.
+    """
+
+    duplicates: list[_Duplicate]
+    _built: dict[int, Any]
+
+    if TYPE_CHECKING:  # provided by the parser half of the concrete loaders
+
+        def __init__(self, stream: str) -> None: ...
+        def get_single_node(self) -> yaml.Node | None: ...
+        def dispose(self) -> None: ...
+
+    def start(self) -> None:
+        """Fresh state for one document."""
+        self.duplicates = []
+        self._built = {}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Hashable, yaml.Node] = {}
@@ -95,6 +104,20 @@ class _MarkingLoader(_BaseLoader):  # type: ignore[misc,valid-type]
                 self.duplicates.append(_Duplicate(node, str(key), earlier, key_node))
             mapping[key] = self.build(value_node)
         return mapping
+
+
+class PyMarkingLoader(_Marking, yaml.SafeLoader):
+    """Pure-Python parsing: used when PyYAML was built without libyaml."""
+
+
+if hasattr(yaml, "CSafeLoader"):
+
+    class CMarkingLoader(_Marking, yaml.CSafeLoader):
+        """libyaml parsing, several times faster."""
+
+    MarkingLoader: type[_Marking] = CMarkingLoader
+else:  # pragma: no cover - depends on how PyYAML was built
+    MarkingLoader = PyMarkingLoader
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +199,10 @@ def load_yaml(path: Path) -> YamlDocument:
     return parse_yaml(read_text(path), str(path))
 
 
-def parse_yaml(text: str, file: str) -> YamlDocument:
+def parse_yaml(text: str, file: str, loader_class: type[_Marking] = MarkingLoader) -> YamlDocument:
     """Parse YAML text; `file` is only used to name the place in issues."""
-    loader = _MarkingLoader(text)
+    loader = loader_class(text)
+    loader.start()
     try:
         root = loader.get_single_node()
         data = loader.build(root) if root is not None else None

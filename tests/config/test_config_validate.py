@@ -117,3 +117,21 @@ def test_usage_error_without_files(tmp_path: Path) -> None:
     done = _validate(cwd=tmp_path)
     assert done.returncode == 2
     assert "the following arguments are required: FILE" in done.stderr
+
+
+def test_missing_inventory_and_loose_token_file(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "inventory.yaml", tmp_path / "inventory.yaml")
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    token.chmod(0o644)
+    (tmp_path / "a.yaml").write_text("inventory: inventory.yaml\nappliance_token: {file: token}\n")
+    (tmp_path / "b.yaml").write_text("inventory: fleet.yaml\nappliance_token: {file: token}\n")
+    done = _validate("a.yaml", "b.yaml", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout.splitlines() == ["ok: a.yaml (config, 2 appliances)"]
+    assert done.stderr.splitlines() == [
+        f"a.yaml:2:25: warning: appliance_token.file: token file {token} is open to other "
+        "users (mode 644); make it readable by the daemon's user only (chmod 600)",
+        f"b.yaml:1:12: inventory: {tmp_path / 'fleet.yaml'}: cannot read file: "
+        "No such file or directory",
+    ]

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cdnops.config.yamlload import format_loc, load_yaml, parse_yaml
+from cdnops.config.yamlload import (
+    MarkingLoader,
+    PyMarkingLoader,
+    format_loc,
+    load_yaml,
+    parse_yaml,
+)
 from cdnops.errors import ConfigError, Issue
 
 TEXT = """\
@@ -29,8 +35,13 @@ def _only_issue(text: str) -> str:
     return str(info.value.issues[0])
 
 
-def test_marks_of_values_keys_and_items() -> None:
-    doc = parse_yaml(TEXT, "f.yaml")
+def test_the_c_parser_is_used() -> None:
+    assert MarkingLoader.__mro__[2] is yaml.CSafeLoader
+
+
+@pytest.mark.parametrize("loader", [MarkingLoader, PyMarkingLoader])
+def test_marks_of_values_keys_and_items(loader: type[PyMarkingLoader]) -> None:
+    doc = parse_yaml(TEXT, "f.yaml", loader)
     assert doc.data["poll"]["metrics"] == ["cpu_util", "mem_util"]
     assert doc.issue(("poll", "interval_s"), "m") == Issue("f.yaml", 2, 15, "poll.interval_s", "m")
     assert doc.issue(("poll", "interval_s"), "m", key=True).col == 3
@@ -54,8 +65,9 @@ def test_format_loc() -> None:
     assert format_loc(()) == ""
 
 
-def test_duplicate_key_names_both_lines() -> None:
-    doc = parse_yaml("poll:\n  interval_s: 5\n  timeout_s: 1\n  interval_s: 6\n", "f.yaml")
+@pytest.mark.parametrize("loader", [MarkingLoader, PyMarkingLoader])
+def test_duplicate_key_names_both_lines(loader: type[PyMarkingLoader]) -> None:
+    doc = parse_yaml("poll:\n  interval_s: 5\n  timeout_s: 1\n  interval_s: 6\n", "f.yaml", loader)
     assert doc.data["poll"]["interval_s"] == 6
     assert [str(i) for i in doc.issues] == [
         'f.yaml:4:3: poll.interval_s: duplicate key "interval_s": first at line 2, '
@@ -160,9 +172,10 @@ merged:
 """
 
 
-def test_data_is_what_the_safe_loader_builds() -> None:
+@pytest.mark.parametrize("loader", [MarkingLoader, PyMarkingLoader])
+def test_data_is_what_the_safe_loader_builds(loader: type[PyMarkingLoader]) -> None:
     text = MIXED.replace("? [1, 2]\n: never\n", "")
-    doc = parse_yaml(text, "f.yaml")
+    doc = parse_yaml(text, "f.yaml", loader)
     assert doc.data == yaml.safe_load(text)
     assert doc.data["alias"] is doc.data["base"]  # aliases stay shared
     assert doc.issues == ()
@@ -178,3 +191,12 @@ def test_a_list_as_a_key_is_an_issue() -> None:
 def test_recursive_alias_is_built() -> None:
     doc = parse_yaml("a: &x [1, *x]\n", "f.yaml")
     assert doc.data["a"][1] is doc.data["a"]
+
+
+def test_syntax_error_place_with_the_python_parser() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_yaml("a: [1, 2\nb: 3\n", "f.yaml", PyMarkingLoader)
+    assert str(info.value) == (
+        "f.yaml:2:2: invalid YAML: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence at line 1)"
+    )
