@@ -1,12 +1,4 @@
-"""`cdnops validate FILE...`: check config and inventory files, report every issue.
-
-Each file's kind is recognized from its top-level keys (`KINDS`). A config file is checked
-together with the inventory it names. Whether the appliance token can be read is reported
-as a warning, not an error: validation often runs where the token is absent on purpose
-(CI, a workstation); `--require-token` makes it an error. A token file open to other
-users is also a warning. Exit 0 when every file is good,
-2 otherwise; issues go to stderr as `file:line:col: key.path: message`.
-"""
+"""`cdnops validate FILE...`: check config and inventory files, report every issue."""
 
 from __future__ import annotations
 
@@ -140,7 +132,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every file; 0 when all are good, 2 otherwise."""
+    """Check every file; 0 when all are good, 2 otherwise.
+
+    Each file's kind is recognized from its top-level keys (`KINDS`); a config is checked
+    with the inventory it names. Issues go to stderr as `file:line:col: key.path: message`,
+    `ok: FILE (kind, N appliances)` to stdout. An unreadable appliance token is a warning,
+    not an error: validation often runs where the token is absent on purpose (CI, a
+    workstation); `--require-token` makes it an error. A token file open to other users
+    is a warning too.
+    """
     all_good = True
     for path in args.files:
         outcome = validate_file(path, args)
