@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import orjson
 import yaml
 
 from cdnops.model import Appliance, Inventory, PollFailure
@@ -68,6 +67,10 @@ def fleet_process(kind: str, n: int, port: int, inventory: Path) -> Iterator[Non
         cmd = [sys.executable, __file__, "--serve", str(n), str(port), str(inventory)]
     env = {**os.environ, TOKEN_ENV: "bench-token"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    procs = [proc]
+    if kind == "mini":  # a second worker on the same port (SO_REUSEPORT)
+        second = [sys.executable, __file__, "--serve", str(n), str(port), "-"]
+        procs.append(subprocess.Popen(second, env=env, stdout=subprocess.DEVNULL))
     try:
         deadline = time.monotonic() + 60
         while not _listening(port):  # the child has no way to signal readiness but its port
@@ -78,8 +81,10 @@ def fleet_process(kind: str, n: int, port: int, inventory: Path) -> Iterator[Non
             time.sleep(0.05)
         yield
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
 
 
 def _listening(port: int) -> bool:
@@ -133,10 +138,22 @@ async def measure(inventory: Inventory, args: argparse.Namespace) -> dict[str, f
 
 
 # The minimal fleet server (`--server mini`): the contract's health JSON, nothing else.
+# Bodies are pre-rendered templates and the socket is shared by two worker processes
+# (SO_REUSEPORT), so that the server is not what limits the poller being measured.
+# Counters derive from the wall clock so every worker reports the same monotonic value.
+
+_TEMPLATE = (
+    '{"appliance":"%(id)s","site":"%(site)s","ts":%%.3f,"uptime_s":86400.0,'
+    '"state":"serving","services":{"nginx":"running","cache":"running","bgp":"established"},'
+    '"metrics":{"cpu_util":0.42,"mem_util":0.63,"egress_gbps":38.2,'
+    '"active_connections":51234,"cache_hit_ratio":0.97,"http_5xx_ratio":0.0004,'
+    '"origin_latency_p99_ms":84.0,"tcp_retransmit_ratio":0.0021,"temperature_c":51.5,'
+    '"requests_total":%%d,"disk_errors_total":3,"nic_errors_total":0}}'
+)
 
 
 class _MiniProtocol(asyncio.Protocol):
-    def __init__(self, bodies: dict[bytes, dict[str, object]]) -> None:
+    def __init__(self, bodies: dict[bytes, bytes]) -> None:
         self.bodies = bodies
         self.buf = b""
         self.transport: asyncio.Transport | None = None
@@ -150,65 +167,42 @@ class _MiniProtocol(asyncio.Protocol):
         while (end := self.buf.find(b"\r\n\r\n")) >= 0:
             head, self.buf = self.buf[:end], self.buf[end + 4 :]
             path = head.split(b" ", 2)[1]
-            doc = self.bodies.get(path.rsplit(b"/", 1)[0])
+            template = self.bodies.get(path.rsplit(b"/", 1)[0])
             assert self.transport is not None
-            if doc is None:
+            if template is None:
                 self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 continue
-            doc["ts"] = time.time()
-            metrics = doc["metrics"]
-            assert isinstance(metrics, dict)
-            metrics["requests_total"] += 1000
-            body = orjson.dumps(doc)
+            now = time.time()
+            body = template % (now, int(now * 1000))
             self.transport.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
             )
 
 
-def serve_mini(n: int, port: int, inventory: Path) -> None:
-    """Serve `n` appliances at /a/<id>/health on 127.0.0.1:port; write the inventory."""
-    ids = [f"site{i % 50:02d}-oca-{i:05d}" for i in range(n)]
-    bodies: dict[bytes, dict[str, object]] = {}
-    for i, aid in enumerate(ids):
-        bodies[f"/a/{aid}".encode()] = {
-            "appliance": aid,
-            "site": f"site{i % 50:02d}",
-            "ts": 0.0,
-            "uptime_s": 86400.0,
-            "state": "serving",
-            "services": {"nginx": "running", "cache": "running", "bgp": "established"},
-            "metrics": {
-                "cpu_util": 0.42,
-                "mem_util": 0.63,
-                "egress_gbps": 38.2,
-                "active_connections": 51234,
-                "cache_hit_ratio": 0.97,
-                "http_5xx_ratio": 0.0004,
-                "origin_latency_p99_ms": 84.0,
-                "tcp_retransmit_ratio": 0.0021,
-                "temperature_c": 51.5,
-                "requests_total": 918273645,
-                "disk_errors_total": 3,
-                "nic_errors_total": 0,
-            },
-        }
+def serve_mini(n: int, port: int, inventory: Path | None) -> None:
+    """Serve `n` appliances at /a/<id>/health on 127.0.0.1:port (a port shared with the
+    other workers); the worker given an inventory path writes it once listening."""
+    ids = [(f"site{i % 50:02d}-oca-{i:05d}", f"site{i % 50:02d}") for i in range(n)]
+    bodies = {
+        f"/a/{aid}".encode(): (_TEMPLATE % {"id": aid, "site": site}).encode() for aid, site in ids
+    }
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4096)
+    if inventory is not None:
+        entries = [{"id": a, "site": s, "url": f"http://127.0.0.1:{port}/a/{a}"} for a, s in ids]
+        tmp = inventory.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump({"appliances": entries}))
+        tmp.rename(inventory)  # listening already: the backlog holds early connections
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: _MiniProtocol(bodies), "127.0.0.1", port, backlog=4096
-        )
-        tmp.rename(inventory)  # published only once the port listens
+        server = await loop.create_server(lambda: _MiniProtocol(bodies), sock=sock)
         async with server:
             await server.serve_forever()
 
-    entries = [
-        {"id": aid, "site": f"site{i % 50:02d}", "url": f"http://127.0.0.1:{port}/a/{aid}"}
-        for i, aid in enumerate(ids)
-    ]
-    tmp = inventory.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump({"appliances": entries}))
     asyncio.run(main())
 
 
@@ -224,7 +218,8 @@ def main() -> int:
     parser.add_argument("--serve", nargs=3, metavar=("N", "PORT", "INVENTORY"), help="internal")
     args = parser.parse_args()
     if args.serve:
-        serve_mini(int(args.serve[0]), int(args.serve[1]), Path(args.serve[2]))
+        path = None if args.serve[2] == "-" else Path(args.serve[2])
+        serve_mini(int(args.serve[0]), int(args.serve[1]), path)
         return 0
     kind = args.server if args.server != "auto" else ("sim" if sim_available() else "mini")
     logging.basicConfig(level=logging.WARNING)

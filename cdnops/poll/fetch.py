@@ -84,13 +84,20 @@ class FetchStats:
     retried: int = 0  # requests re-sent after a kept-alive connection turned out closed
 
 
+# Connections of one pool being opened at once. Above this, a request waits for one to be
+# released or opened: a burst of polls to one host (a simulator, a load balancer) then
+# reuses a few warm connections instead of opening hundreds at once.
+MAX_OPENING_PER_HOST = 8
+
+
 class _Pool:
-    __slots__ = ("host", "idle", "port", "tls", "total", "waiting")
+    __slots__ = ("host", "idle", "opening", "port", "tls", "total", "waiting")
 
     def __init__(self, ep: Endpoint) -> None:
         self.host, self.port, self.tls = ep.host, ep.port, ep.tls
         self.idle: list[_Conn] = []
         self.total = 0  # open or opening connections
+        self.opening = 0
         self.waiting: deque[tuple[Endpoint, Done, float]] = deque()
 
 
@@ -148,13 +155,14 @@ class HealthFetcher:
                 self.stats.reused += 1
                 conn.start(ep, done, deadline, reused=True)
                 return
-        if pool.total < self.max_per_host:
+        if self._may_open(pool):
             self._open(pool, ep, done, deadline)
         else:
             pool.waiting.append((ep, done, deadline))
 
     def _open(self, pool: _Pool, ep: Endpoint, done: Done, deadline: float) -> None:
         pool.total += 1
+        pool.opening += 1
         task = self._loop.create_task(self._connect(pool, ep, done, deadline))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -172,9 +180,12 @@ class HealthFetcher:
         except OSError as exc:
             failure, detail = _classify(exc), f"connect failed: {exc}"
         else:
+            pool.opening -= 1
             self.stats.opened += 1
             conn.start(ep, done, deadline, reused=False)
+            self.pump(pool)
             return
+        pool.opening -= 1
         pool.total -= 1
         self.pump(pool)
         done(failure, None, detail)
@@ -216,16 +227,23 @@ class HealthFetcher:
         self.stats.retried += 1
         if self._closed:
             done(_CONNECTION, None, "client closed")
-        elif pool.total < self.max_per_host:
+        elif self._may_open(pool):
             self._open(pool, ep, done, deadline)
         else:
             pool.waiting.appendleft((ep, done, deadline))
 
     def pump(self, pool: _Pool) -> None:
-        """A connection slot freed up: start waiting requests."""
-        while pool.waiting and not self._closed and (pool.idle or pool.total < self.max_per_host):
+        """A connection slot freed up: start waiting requests (failing those past deadline)."""
+        now = self._loop.time()
+        while pool.waiting and not self._closed and (pool.idle or self._may_open(pool)):
             ep, done, deadline = pool.waiting.popleft()
-            self._dispatch(pool, ep, done, deadline)
+            if deadline <= now:
+                self._loop.call_soon(done, _TIMEOUT, None, "no connection free before the deadline")
+            else:
+                self._dispatch(pool, ep, done, deadline)
+
+    def _may_open(self, pool: _Pool) -> bool:
+        return pool.total < self.max_per_host and pool.opening < MAX_OPENING_PER_HOST
 
     def track(self, conn: _Conn, alive: bool) -> None:
         """Keep the set of open connections, to close them all on `aclose`."""
