@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import multiprocessing as mp
 import os
 import random
@@ -26,6 +27,29 @@ def _cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_FIXED = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 520\r\n\r\n"
+
+
+class _Fixed(asyncio.Protocol):
+    """The floor: answers every read with the same health-sized response, no parsing."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(_FIXED + b"x" * 520)
+
+
+def _serve_fixed(conn: Connection) -> None:
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Fixed, "127.0.0.1", 0)
+        conn.send((server.sockets[0].getsockname()[1], 0.0))
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+    asyncio.run(main())
 
 
 def _serve(appliances: int, sites: int, conn: Connection) -> None:
@@ -93,7 +117,7 @@ def _clients(port: int, ids: list[str], connections: int, duration: float, q: mp
             done: asyncio.Future[int] = loop.create_future()
             futures.append(done)
             await loop.create_connection(
-                lambda d=done: _Client(requests, stop, d), "127.0.0.1", port
+                functools.partial(_Client, requests, stop, done), "127.0.0.1", port
             )
         loop.call_later(duration, stop.__setitem__, 0, True)
         return sum(await asyncio.gather(*futures))
@@ -108,10 +132,18 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=300)
     parser.add_argument("--client-procs", type=int, default=1)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="measure a fixed-answer asyncio server instead: the floor on this machine",
+    )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(args.appliances, args.sites, child))
+    if args.baseline:
+        server = ctx.Process(target=_serve_fixed, args=(child,))
+    else:
+        server = ctx.Process(target=_serve, args=(args.appliances, args.sites, child))
     server.start()
     port, start_s = parent.recv()
     from cdnops.sim.topology import SimSpec, build_topology
@@ -133,6 +165,7 @@ def main() -> None:
     parent.send("stop")
     server.join()
     print(
+        f"server={'baseline' if args.baseline else 'sim'} "
         f"appliances={args.appliances} connections={per_proc * len(procs)} start_s={start_s:.2f} "
         f"responses={total} wall_s={wall:.1f} rate={total / wall:.0f}/s "
         f"server_cpu_s={cpu:.1f} per_server_cpu_s={total / max(cpu, 1e-9):.0f}/s"

@@ -23,12 +23,15 @@ DECIMALS = {
     "tcp_retransmit_ratio": 5,
     "temperature_c": 1,
 }
+_ROUND_COLS = np.array([M[name] for name in DECIMALS])
+_ROUND_SCALE = np.array([10.0**places for places in DECIMALS.values()])
 NIC_CAPACITY_GBPS = 100.0
 REQUESTS_PER_GBPS = 130.0  # requests/s per Gbps of egress: objects of about 1 MB
 CONNECTIONS_PER_GBPS = 1340.0
 HIT_RECOVERY_TAU_S = 180.0  # after a purge the hit ratio comes back over minutes
 THERMAL_TAU_S = 60.0
 NOISE_TAU_S = 30.0
+NOISE_BLOCKS = 4  # each step refreshes the noise of one row in four
 THROTTLE_C = 85.0
 STATE_SERVING, STATE_DRAINING, STATE_DRAINED = 0, 1, 2
 STATE_NAMES = ("serving", "draining", "drained")
@@ -75,13 +78,16 @@ class Fleet:
         self.down = np.zeros(n, dtype=np.bool_)
         self.purge_sim = np.full(n, -np.inf)
         self.temp = self.base_temp + 10.0
-        self.noise = rng.standard_normal((n, 6))
+        # float32: the noise is the largest per-step draw, and its precision does not matter.
+        self.noise = rng.standard_normal((n, 6), dtype=np.float32)
         self.values = np.zeros((n, len(CONTRACT_METRICS)))
         self.services = np.zeros((n, 3), dtype=np.int8)
         self.service_key = np.zeros(n, dtype=np.intp)
         self.row_id = list(topology.ids)
         self.row_site = [topology.sites[s] for s in topology.site_index.tolist()]
         self.last_sim = sim_now
+        self._noise_block = 0
+        self._noise_sim = [sim_now] * NOISE_BLOCKS
 
     @property
     def n(self) -> int:
@@ -109,9 +115,7 @@ class Fleet:
         """Advance counters and recompute every metric for the whole fleet."""
         dt = max(sim_now - self.last_sim, 0.0)
         self.last_sim = sim_now
-        a = math.exp(-dt / NOISE_TAU_S)
-        self.noise *= a
-        self.noise += math.sqrt(1 - a * a) * self.rng.standard_normal(self.noise.shape)
+        self._stir_noise(sim_now)
         w = self.weights(real_now) * ~fx.withdraw
         egress = self._egress(sim_now, w, fx)
         raw = self._gauges(sim_now, dt, w, egress, fx)
@@ -121,10 +125,24 @@ class Fleet:
         raw[:, M["nic_errors_total"]] = self.nic_errors
         for rows, metric, value in fx.flaps:
             raw[rows, M[metric]] = value
-        for name, places in DECIMALS.items():
-            raw[:, M[name]] = np.round(raw[:, M[name]], places)
+        rounded = raw[:, _ROUND_COLS] * _ROUND_SCALE
+        np.rint(rounded, out=rounded)
+        raw[:, _ROUND_COLS] = rounded / _ROUND_SCALE
         self.values = raw
         self._services(raw, fx)
+
+    def _stir_noise(self, sim_now: float) -> None:
+        """Advance the AR(1) noise of one block of rows (the draw is the costliest part)."""
+        block = self._noise_block = (self._noise_block + 1) % NOISE_BLOCKS
+        rows = slice(block, None, NOISE_BLOCKS)
+        dt = max(sim_now - self._noise_sim[block], 0.0)
+        self._noise_sim[block] = sim_now
+        a = math.exp(-dt / NOISE_TAU_S)
+        part = self.noise[rows]
+        fresh = self.rng.standard_normal(part.shape, dtype=np.float32)
+        fresh *= np.float32(math.sqrt(1 - a * a))
+        part *= np.float32(a)
+        part += fresh
 
     def _egress(self, sim_now: float, w: np.ndarray, fx: Effects) -> np.ndarray:
         site_w = np.bincount(self.site_index, weights=w, minlength=len(self.site_count))
@@ -172,10 +190,18 @@ class Fleet:
     def _count(self, dt: float, w: np.ndarray, egress: np.ndarray, fx: Effects) -> None:
         up = ~self.down
         self.requests[up] += np.floor(egress[up] * REQUESTS_PER_GBPS * dt)
-        disk = (DISK_BASE_RATE + fx.disk_rate) * dt
-        nic = (NIC_BASE_RATE + fx.nic_rate * (0.1 + 0.9 * w)) * dt
-        self.disk_errors[up] += self.rng.poisson(disk[up])
-        self.nic_errors[up] += self.rng.poisson(nic[up])
+        self._errors(self.disk_errors, DISK_BASE_RATE * dt, fx.disk_rate * dt, up)
+        self._errors(self.nic_errors, NIC_BASE_RATE * dt, fx.nic_rate * (0.1 + 0.9 * w) * dt, up)
+
+    def _errors(self, counter: np.ndarray, base: float, extra: np.ndarray, up: np.ndarray) -> None:
+        """Add Poisson error counts: the healthy rate, plus the extra rate of faulty rows."""
+        # Healthy errors are rare and uniform: draw the fleet's total, then where they land,
+        # instead of one Poisson draw per appliance per step.
+        for row in self.rng.integers(0, self.n, self.rng.poisson(base * self.n)).tolist():
+            counter[row] += up[row]
+        faulty = np.flatnonzero((extra > 0) & up)
+        if len(faulty):
+            counter[faulty] += self.rng.poisson(extra[faulty])
 
     def _services(self, values: np.ndarray, fx: Effects) -> None:
         svc = fx.svc.copy()

@@ -79,12 +79,7 @@ def _fault(
     return spec
 
 
-def parse_scenario(text: str, file: str) -> Scenario:
-    """Parse scenario YAML text; `file` names it in error messages.
-
-    Raises:
-        ConfigError: every problem found, each with file, line and key path.
-    """
+def _root(text: str, file: str) -> tuple[yaml.SafeLoader, yaml.MappingNode]:
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -92,11 +87,19 @@ def parse_scenario(text: str, file: str) -> Scenario:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         raise ConfigError([Issue(file, line, col, "", f"not valid YAML: {exc}")]) from exc
-    finally:
-        loader.dispose()
     if not isinstance(root, yaml.MappingNode):
         line, col = _mark(root) if root is not None else (0, 0)
         raise ConfigError([Issue(file, line, col, "", "must be a mapping with a faults list")])
+    return loader, root
+
+
+def parse_scenario(text: str, file: str) -> Scenario:
+    """Parse scenario YAML text; `file` names it in error messages.
+
+    Raises:
+        ConfigError: every problem found, each with file, line and key path.
+    """
+    loader, root = _root(text, file)
     issues: list[Issue] = []
     items = _items(root, file, "", issues)
     for key, (knode, _) in items.items():
@@ -105,9 +108,9 @@ def parse_scenario(text: str, file: str) -> Scenario:
             issues.append(
                 Issue(file, line, col, key, f"unknown key (known: {', '.join(TOP_KEYS)})")
             )
-    faults_node = items.get("faults", (None, None))[1]
+    faults_node = items.get("faults", (root, root))[1]
     if not isinstance(faults_node, yaml.SequenceNode):
-        line, col = _mark(faults_node) if faults_node is not None else (1, 1)
+        line, col = _mark(faults_node)
         issues.append(Issue(file, line, col, "faults", "must be a list of faults"))
         raise ConfigError(issues)
     specs, where = [], []
@@ -118,7 +121,7 @@ def parse_scenario(text: str, file: str) -> Scenario:
             where.append((file, *_mark(node)))
     if issues:
         raise ConfigError(issues)
-    name_node = items.get("name", (None, None))[1]
+    name_node = items.get("name", (root, root))[1]
     name = str(name_node.value) if isinstance(name_node, yaml.ScalarNode) else ""
     return Scenario(tuple(specs), name, tuple(where))
 
