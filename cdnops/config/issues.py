@@ -68,19 +68,21 @@ def _issue(err: ErrorDetails, doc: YamlDocument, model: type[BaseModel], prefix:
         return doc.issue(full, f"required key is missing (expected {expected or 'a value'})")
     if kind in ("value_error", "assertion_error") and error is not None:
         return doc.issue(full, str(error))
+    shown = not (full and full[0] in SENSITIVE_KEYS)
     if expected is None:
-        return doc.issue(full, _fallback(err))
+        return doc.issue(full, _fallback(err, shown=shown))
     message = f"must be {expected}"
-    if not (full and full[0] in SENSITIVE_KEYS):
+    if shown:
         message += f", got {render(err['input'])}"
         if kind == "string_type" and isinstance(err["input"], int | float):
             message += " (put it in quotes to keep it as text)"
     return doc.issue(full, message)
 
 
-def _fallback(err: ErrorDetails) -> str:
+def _fallback(err: ErrorDetails, *, shown: bool) -> str:
+    """Pydantic's own words, for a type this module does not describe."""
     msg = err["msg"].removeprefix("Input ").removeprefix("Value error, ")
-    return f"{msg}, got {render(err['input'])}"
+    return f"{msg}, got {render(err['input'])}" if shown else msg
 
 
 def _unknown_key_message(model: type[BaseModel], loc: Loc) -> str:
