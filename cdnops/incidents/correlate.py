@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from cdnops.config.incidents import CorrelationConfig
 from cdnops.incidents.model import FLEET_SUBJECT, Incident, Key, Scope
@@ -16,57 +16,44 @@ def qualifies(affected: int, size: int, cfg: CorrelationConfig) -> bool:
     return affected >= cfg.min_count or affected >= cfg.min_share * size
 
 
-def recently_seen(inc: Incident, now: float, window_s: float) -> bool:
-    """Active now, or seen within the grouping window."""
-    return inc.active or inc.last_seen_ts >= now - window_s
+class Symptoms:
+    """When each appliance last showed each family, by site key (site, kind, family).
 
-
-def site_groups(
-    appliance_incidents: Iterable[Incident],
-    site_sizes: Mapping[str, int],
-    cfg: CorrelationConfig,
-    window_s: float,
-    now: float,
-) -> dict[Key, tuple[str, ...]]:
-    """Site keys whose family affects enough of the site's appliances, with those appliances.
-
-    `site_sizes` counts the appliances that can have incidents (not drained, not in
-    maintenance), so a half-drained site needs fewer affected ones.
+    Fed from the active anomalies of every tick (appliances that may have incidents
+    only); entries older than the grouping window are pruned, so its size follows the
+    number of active anomalies.
     """
-    affected: dict[Key, list[str]] = defaultdict(list)
-    for inc in appliance_incidents:
-        if recently_seen(inc, now, window_s):
-            affected[Key(Scope.SITE, inc.site, inc.kind, inc.family)].append(inc.subject)
-    return {
-        key: tuple(sorted(members))
-        for key, members in affected.items()
-        if qualifies(len(members), site_sizes.get(key.subject, 0), cfg)
-    }
+
+    def __init__(self) -> None:
+        self._seen: dict[Key, dict[str, float]] = {}
+
+    def note(self, key: Key, appliance: str, now: float) -> None:
+        """`appliance` shows `key`'s family now."""
+        self._seen.setdefault(key, {})[appliance] = now
+
+    def prune(self, since: float) -> None:
+        """Forget what was last seen before `since`."""
+        for key in list(self._seen):
+            members = self._seen[key]
+            stale = [a for a, ts in members.items() if ts < since]
+            for a in stale:
+                del members[a]
+            if not members:
+                del self._seen[key]
+
+    def members(self) -> dict[Key, tuple[str, ...]]:
+        """Every site key with the appliances that showed it (call `prune` first)."""
+        return {key: tuple(sorted(m)) for key, m in self._seen.items()}
+
+    def active(self, key: Key, now: float) -> bool:
+        """Whether some appliance shows `key`'s family at `now`."""
+        return any(ts >= now for ts in self._seen.get(key, {}).values())
 
 
-def fleet_groups(
-    site_incidents: Iterable[Incident],
-    n_sites: int,
-    cfg: CorrelationConfig,
-    window_s: float,
-    now: float,
-) -> dict[Key, tuple[str, ...]]:
-    """Fleet keys whose family has open site incidents in enough sites, with those sites."""
+def fleet_members(site_incidents: Iterable[Incident], since: float) -> dict[Key, tuple[str, ...]]:
+    """Fleet keys with the sites whose site incident of that family was seen since `since`."""
     affected: dict[Key, list[str]] = defaultdict(list)
     for inc in site_incidents:
-        if recently_seen(inc, now, window_s):
+        if inc.active or inc.last_seen_ts >= since:
             affected[Key(Scope.FLEET, FLEET_SUBJECT, inc.kind, inc.family)].append(inc.subject)
-    return {
-        key: tuple(sorted(sites))
-        for key, sites in affected.items()
-        if qualifies(len(sites), n_sites, cfg)
-    }
-
-
-def parent_key(inc: Incident) -> Key | None:
-    """The key of the incident one level up that would absorb `inc`."""
-    if inc.scope is Scope.APPLIANCE:
-        return Key(Scope.SITE, inc.site, inc.kind, inc.family)
-    if inc.scope is Scope.SITE:
-        return Key(Scope.FLEET, FLEET_SUBJECT, inc.kind, inc.family)
-    return None
+    return {key: tuple(sorted(sites)) for key, sites in affected.items()}

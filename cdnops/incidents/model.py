@@ -68,6 +68,19 @@ class Key(NamedTuple):
         return f"{self.scope}/{self.subject}/{self.kind}/{self.family}"
 
 
+def slot(key: Key) -> Key:
+    """Where an open incident is filed: an appliance has one incident for all its anomalies
+    (its key names the trigger's kind and family), a site or fleet one per kind and family."""
+    if key.scope is Scope.APPLIANCE:
+        return appliance_slot(key.subject)
+    return key
+
+
+def appliance_slot(appliance: str) -> Key:
+    """The slot of an appliance's incident."""
+    return Key(Scope.APPLIANCE, appliance, IncidentKind.METRIC, "*")
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     """One step in an incident's life."""

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 
 from cdnops.config.incidents import IncidentsConfig
-from cdnops.incidents.correlate import fleet_groups, parent_key, site_groups
+from cdnops.incidents.correlate import Symptoms, fleet_members, qualifies
 from cdnops.incidents.events import Change as C
 from cdnops.incidents.events import EventBus, EventType, site_label, state_label
 from cdnops.incidents.fleetview import FleetView
@@ -22,7 +22,9 @@ from cdnops.incidents.model import (
     Severity,
     Status,
     TimelineEntry,
+    appliance_slot,
     kind_of,
+    slot,
 )
 from cdnops.incidents.persist import from_row
 from cdnops.incidents.silences import Silence, Silences
@@ -70,6 +72,7 @@ class IncidentTracker:
         self._open: dict[Key, Incident] = {}
         self._by_scope: dict[Scope, dict[Key, Incident]] = {s: {} for s in Scope}
         self._recent: dict[Key, Incident] = {}  # resolved within the hold-down window
+        self._symptoms = Symptoms()
         self._saved_seen: dict[str, float] = {}
         self._any_waiting = False
         self._load(store)
@@ -81,8 +84,8 @@ class IncidentTracker:
             inc = from_row(row)
             self._saved_seen[inc.id] = inc.last_seen_ts
             if inc.status is Status.RESOLVED:
-                self._recent[inc.key] = inc
-            elif inc.key in self._open:
+                self._recent[slot(inc.key)] = inc
+            elif slot(inc.key) in self._open:
                 log.warning("store holds two open incidents for %s; keeping %s", inc.key, inc.id)
             else:
                 self._add_open(inc)
@@ -152,46 +155,49 @@ class IncidentTracker:
         self._flush(now)
 
     def _track_appliances(self, result: DetectionResult, now: float) -> None:
-        groups: dict[Key, list[Anomaly]] = {}
+        groups: dict[str, list[Anomaly]] = {}
         for a in result.active:
             if not self._view.is_excluded(a.appliance):
-                key = Key(Scope.APPLIANCE, a.appliance, kind_of(a.metric), self._family(a.metric))
-                groups.setdefault(key, []).append(a)
+                groups.setdefault(a.appliance, []).append(a)
+                site_key = Key(Scope.SITE, a.site, kind_of(a.metric), self._family(a.metric))
+                self._symptoms.note(site_key, a.appliance, now)
         entered = {_sig(a) for a in result.entered}
-        for key, anomalies in groups.items():
+        for appliance, anomalies in groups.items():
+            key = appliance_slot(appliance)
             inc = self._open.get(key) or self._reopen(key, now)
             if inc is None:
-                self._open_new(key, anomalies, now)
+                self._open_new(self._appliance_key(appliance, anomalies), anomalies, now)
                 continue
             new = [a for a in anomalies if _sig(a) in entered] if entered else []
             self._seen(inc, now, new)
         for inc in self._by_scope[Scope.APPLIANCE].values():
-            if inc.active and inc.key not in groups:
+            if inc.active and inc.subject not in groups:
                 self._go_quiet(inc, now)
 
     def _family(self, metric: str) -> str:
         return self.config.families.get(metric, metric)
 
-    def _open_new(
-        self, key: Key, anomalies: Sequence[Anomaly], now: float, members: tuple[str, ...] = ()
-    ) -> Incident:
-        first = max(anomalies, key=lambda a: a.score) if anomalies else None
+    def _appliance_key(self, appliance: str, anomalies: Sequence[Anomaly]) -> Key:
+        trigger = _trigger(anomalies)
+        kind = kind_of(trigger.metric)
+        return Key(Scope.APPLIANCE, appliance, kind, self._family(trigger.metric))
+
+    def _open_new(self, key: Key, anomalies: Sequence[Anomaly], now: float) -> Incident:
+        trigger = _trigger(anomalies) if anomalies else None
         inc = Incident(
             id=f"inc-{uuid.uuid4().hex[:16]}",
             key=key,
-            site=key.subject if key.scope is Scope.SITE else (first.site if first else ""),
-            metric=first.metric if first else key.family,
-            severity=_severity(key, anomalies),
+            site=key.subject if key.scope is Scope.SITE else (trigger.site if trigger else ""),
+            metric=trigger.metric if trigger else key.family,
+            severity=_severity(key.scope, anomalies),
             opened_ts=now,
             first_seen_ts=min((a.since_ts for a in anomalies), default=now),
             last_seen_ts=now,
-            members=members,
             labels=self._view.labels(key.subject) if key.scope is Scope.APPLIANCE else {},
         )
         self._add_anomalies(inc, anomalies)
         self._add_open(inc)
         self._journal.note(inc, now, "opened", inc.summary())
-        self._attach_to_parent(inc, now)
         return inc
 
     def _reopen(self, key: Key, now: float) -> Incident | None:
@@ -205,7 +211,6 @@ class IncidentTracker:
         # Consumers saw it resolve: they get `opened` again, with the flap count.
         inc.announced = False
         self._journal.note(inc, now, "reopened", f"flap {inc.flaps} within the hold-down")
-        self._attach_to_parent(inc, now)
         return inc
 
     def _seen(self, inc: Incident, now: float, new: Sequence[Anomaly]) -> None:
@@ -232,67 +237,75 @@ class IncidentTracker:
     def _add_anomalies(self, inc: Incident, anomalies: Sequence[Anomaly]) -> None:
         inc.anomalies = (*inc.anomalies, *anomalies)[-self.config.max_anomalies_kept :]
         inc.absorbed_total += len(anomalies)
-        if _severity(inc.key, anomalies) is Severity.CRITICAL:
+        if _severity(inc.scope, anomalies) is Severity.CRITICAL:
             inc.severity = Severity.CRITICAL
 
     def _correlate(self, now: float) -> None:
-        cfg, window = self.config, self.config.grouping_window_s
-        apps = self._of_scope(Scope.APPLIANCE)
-        for key, members in site_groups(apps, self._view.site_sizes, cfg.site, window, now).items():
-            self._group(key, members, now)
-        self._refresh_groups(Scope.SITE, Scope.APPLIANCE, now)
+        """Group by family: open parents take every recent member, others open if enough."""
+        cfg, since = self.config, now - self.config.grouping_window_s
+        self._symptoms.prune(since)
+        for key, members in self._symptoms.members().items():
+            size = self._view.site_sizes.get(key.subject, 0)
+            if key in self._open or qualifies(len(members), size, cfg.site):
+                self._group(key, members, now)
+        for site in self._of_scope(Scope.SITE):
+            self._refresh(site, self._symptoms.active(site.key, now), now)
         sites = self._of_scope(Scope.SITE)
-        for key, members in fleet_groups(sites, self._view.n_sites, cfg.fleet, window, now).items():
-            self._group(key, members, now)
-        self._refresh_groups(Scope.FLEET, Scope.SITE, now)
+        for key, members in fleet_members(sites, since).items():
+            if key in self._open or qualifies(len(members), self._view.n_sites, cfg.fleet):
+                self._group(key, members, now)
+        active = {s.parent for s in self._of_scope(Scope.SITE) if s.active}
+        for fleet in self._of_scope(Scope.FLEET):
+            self._refresh(fleet, fleet.id in active, now)
 
     def _of_scope(self, scope: Scope) -> list[Incident]:
         return list(self._by_scope[scope].values())
 
     def _add_open(self, inc: Incident) -> None:
-        self._open[inc.key] = inc
-        self._by_scope[inc.scope][inc.key] = inc
+        self._open[slot(inc.key)] = inc
+        self._by_scope[inc.scope][slot(inc.key)] = inc
 
     def _group(self, key: Key, members: tuple[str, ...], now: float) -> None:
-        parent = self._open.get(key) or self._reopen(key, now)
-        if parent is None:
-            parent = self._open_new(key, [], now)
-        child_scope = Scope.APPLIANCE if key.scope is Scope.SITE else Scope.SITE
+        parent = self._open.get(key) or self._reopen(key, now) or self._open_new(key, [], now)
         for subject in members:
-            child = self._open.get(Key(child_scope, subject, key.kind, key.family))
-            if child is not None and child.parent != parent.id:
+            joined = subject not in parent.members
+            if joined:
+                parent.members = (*parent.members, subject)
+            child = self._open.get(self._child_slot(key, subject))
+            if child is None:
+                continue
+            if child.parent is None:  # also a member that flapped back after resolving
                 self._inhibit(child, parent, now)
+            if joined:
+                evidence = [a for a in child.anomalies if self._family(a.metric) == key.family]
+                self._absorb_child(parent, child, evidence or list(child.anomalies), now)
 
-    def _attach_to_parent(self, inc: Incident, now: float) -> None:
-        pkey = parent_key(inc)
-        parent = self._open.get(pkey) if pkey is not None else None
-        if parent is not None:
-            self._inhibit(inc, parent, now)
+    @staticmethod
+    def _child_slot(key: Key, subject: str) -> Key:
+        if key.scope is Scope.SITE:
+            return appliance_slot(subject)
+        return key._replace(scope=Scope.SITE, subject=subject)
 
     def _inhibit(self, child: Incident, parent: Incident, now: float) -> None:
         child.parent = parent.id
         self._journal.emit(child, EventType.UPDATED, now, C.INHIBITED, f"by {parent.id}")
-        if child.subject not in parent.members:
-            parent.members = (*parent.members, child.subject)
-        if not parent.anomalies or parent.metric == parent.family:
-            parent.metric = child.metric
+
+    def _absorb_child(
+        self, parent: Incident, child: Incident, evidence: Sequence[Anomaly], now: float
+    ) -> None:
+        if not parent.anomalies and evidence:
+            parent.metric = _trigger(evidence).metric
         parent.first_seen_ts = min(parent.first_seen_ts, child.first_seen_ts)
-        self._add_anomalies(parent, child.anomalies[-3:])
+        self._add_anomalies(parent, evidence[-3:])
         self._journal.emit(parent, EventType.UPDATED, now, C.ABSORBED, child.id)
 
-    def _refresh_groups(self, scope: Scope, child_scope: Scope, now: float) -> None:
-        children: dict[str, list[Incident]] = {}
-        for inc in self._of_scope(child_scope):
-            if inc.parent is not None:
-                children.setdefault(inc.parent, []).append(inc)
-        for parent in self._of_scope(scope):
-            kids = children.get(parent.id, [])
-            active = any(k.active for k in kids)
-            parent.last_seen_ts = max([parent.last_seen_ts, *(k.last_seen_ts for k in kids)])
-            if active and not parent.active:
-                self._seen(parent, now, [])
-            elif not active and parent.active:
-                self._go_quiet(parent, now)
+    def _refresh(self, parent: Incident, active: bool, now: float) -> None:
+        if active and not parent.active:
+            self._seen(parent, now, [])
+        elif active:
+            parent.last_seen_ts = now
+        elif parent.active:
+            self._go_quiet(parent, now)
 
     def _apply_silences(self, now: float) -> None:
         self.silences.prune(now)
@@ -317,15 +330,24 @@ class IncidentTracker:
 
     def _resolve(self, inc: Incident, now: float) -> None:
         inc.status, inc.resolved_ts = Status.RESOLVED, now
-        del self._open[inc.key]
-        del self._by_scope[inc.scope][inc.key]
-        self._recent[inc.key] = inc
+        del self._open[slot(inc.key)]
+        del self._by_scope[inc.scope][slot(inc.key)]
+        self._recent[slot(inc.key)] = inc
         self._journal.emit(inc, EventType.RESOLVED, now, None, f"quiet since {inc.quiet_since_ts}")
         child_scope = Scope.APPLIANCE if inc.scope is Scope.SITE else Scope.SITE
         for child in self._by_scope[child_scope].values():
             if child.parent == inc.id:
-                child.parent = None
-                self._journal.emit(child, EventType.UPDATED, now, C.RELEASED, f"{inc.id} resolved")
+                # Another open parent that counts it as a member keeps it inhibited.
+                other = next(
+                    (p for p in self._by_scope[inc.scope].values() if child.subject in p.members),
+                    None,
+                )
+                if other is not None:
+                    self._inhibit(child, other, now)
+                else:
+                    child.parent = None
+                    detail = f"{inc.id} resolved"
+                    self._journal.emit(child, EventType.UPDATED, now, C.RELEASED, detail)
 
     def _announce(self, now: float) -> None:
         for inc in self._open.values():
@@ -405,8 +427,15 @@ def _sig(a: Anomaly) -> tuple[str, str, str, float]:
     return (a.appliance, a.metric, str(a.detector), a.since_ts)
 
 
-def _severity(key: Key, anomalies: Iterable[Anomaly]) -> Severity:
-    if key.scope is not Scope.APPLIANCE or key.kind is not IncidentKind.METRIC:
+def _trigger(anomalies: Sequence[Anomaly]) -> Anomaly:
+    """The anomaly an incident is named after: the first to enter, the strongest on a tie."""
+    return min(anomalies, key=lambda a: (a.since_ts, -a.score))
+
+
+def _severity(scope: Scope, anomalies: Iterable[Anomaly]) -> Severity:
+    if scope is not Scope.APPLIANCE:
         return Severity.CRITICAL
-    top = max((a.score for a in anomalies), default=0.0)
-    return Severity.CRITICAL if top >= CRITICAL_SCORE else Severity.WARNING
+    for a in anomalies:
+        if a.score >= CRITICAL_SCORE or kind_of(a.metric) is not IncidentKind.METRIC:
+            return Severity.CRITICAL
+    return Severity.WARNING

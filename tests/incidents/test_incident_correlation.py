@@ -130,3 +130,38 @@ def test_drained_appliances_do_not_count_in_the_site_size(h: Harness) -> None:
 def test_qualifies(affected: int, size: int, expected: bool) -> None:
     cfg = CorrelationConfig(min_share=0.3, min_count=3, min_members=2)
     assert qualifies(affected, size, cfg) is expected
+
+
+def test_member_with_its_own_trigger_is_inhibited_by_the_site(h: Harness) -> None:
+    # sea01-a00 was already sick (cpu) when the site's latency went.
+    h.ticks(2, [anomaly("sea01-a00", "cpu_util")])
+    h.ticks(3, [anomaly("sea01-a00", "cpu_util"), *outage("sea01", range(5))])
+    a00 = next(i for i in h.tracker.open_incidents() if i.subject == "sea01-a00")
+    site = next(i for i in h.tracker.open_incidents() if i.scope is Scope.SITE)
+    assert a00.family == "cpu_util"
+    assert a00.parent == site.id
+    assert "sea01-a00" in site.members
+    assert site.metric == LATENCY
+
+
+def test_member_released_only_when_no_parent_is_left(h: Harness) -> None:
+    both = [anomaly(f"sea01-a{i:02d}", m) for i in range(4) for m in (LATENCY, "http_5xx_ratio")]
+    h.ticks(3, both)
+    sites = [i for i in h.tracker.open_incidents() if i.scope is Scope.SITE]
+    assert sorted(s.family for s in sites) == ["http_5xx_ratio", LATENCY]
+    h.ticks(8, outage("sea01", range(4)))  # 5xx clears and its site incident resolves
+    apps = [i for i in h.tracker.open_incidents() if i.scope is Scope.APPLIANCE]
+    latency_site = next(i for i in h.tracker.open_incidents() if i.scope is Scope.SITE)
+    assert latency_site.family == LATENCY
+    assert all(a.parent == latency_site.id for a in apps)
+    assert "released" not in h.names()
+
+
+def test_member_that_comes_back_after_resolving_is_inhibited_again(h: Harness) -> None:
+    h.ticks(3, outage("sea01", range(5)))
+    h.ticks(8, outage("sea01", range(4)))  # sea01-a04 recovers and its incident resolves
+    assert "sea01-a04" not in {i.subject for i in h.tracker.open_incidents()}
+    h.ticks(1, outage("sea01", range(5)))  # and falls back into the outage
+    a04 = next(i for i in h.tracker.open_incidents() if i.subject == "sea01-a04")
+    assert a04.flaps == 1
+    assert a04.inhibited

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from incstreams import LATENCY, TICK_S, Harness, anomaly, make_inventory
+from incstreams import LATENCY, T0, TICK_S, Harness, anomaly, make_inventory
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.model import IncidentKind, Scope, Severity
@@ -23,21 +23,28 @@ def h(tmp_path: Path) -> Iterator[Harness]:
 
 
 def test_single_appliance_fault_yields_exactly_one_appliance_incident(h: Harness) -> None:
-    fault = [anomaly("sea01-a03"), anomaly("sea01-a03", "http_5xx_ratio", score=0.95)]
-    h.ticks(5, fault[:1])
-    h.ticks(5, fault)
+    # A disk failure: errors first, then latency, then 5xx, all on one appliance.
+    disk = anomaly("sea01-a03", "disk_errors_total", since=T0)
+    latency = anomaly("sea01-a03", since=T0 + 40)
+    errors = anomaly("sea01-a03", "http_5xx_ratio", since=T0 + 60, score=0.95)
+    h.ticks(2, [disk])
+    h.ticks(2, [disk, latency])
+    h.ticks(5, [disk, latency, errors])
 
-    incidents = h.tracker.open_incidents()
-    assert [(i.scope, i.subject, i.family) for i in incidents] == [
-        (Scope.APPLIANCE, "sea01-a03", LATENCY),
-        (Scope.APPLIANCE, "sea01-a03", "http_5xx_ratio"),
-    ]
-    latency = incidents[0]
-    assert latency.kind is IncidentKind.METRIC
-    assert latency.severity is Severity.WARNING
-    assert incidents[1].severity is Severity.CRITICAL
-    assert latency.labels == {}
-    assert h.names() == ["opened", "opened"]
+    (inc,) = h.tracker.open_incidents()
+    assert (inc.scope, inc.subject, inc.kind, inc.family) == (
+        Scope.APPLIANCE, "sea01-a03", IncidentKind.METRIC, "disk_errors_total"
+    )  # fmt: skip
+    assert inc.metric == "disk_errors_total"  # named after the first anomaly
+    assert [a.metric for a in inc.anomalies] == ["disk_errors_total", LATENCY, "http_5xx_ratio"]
+    assert inc.severity is Severity.CRITICAL  # raised by the 5xx anomaly's score
+    assert h.names() == ["opened", "absorbed", "absorbed"]
+
+
+def test_severity_is_warning_below_the_critical_score(h: Harness) -> None:
+    h.tick([anomaly("sea01-a03", score=0.5)])
+    (inc,) = h.tracker.open_incidents()
+    assert inc.severity is Severity.WARNING
 
 
 def test_one_family_per_appliance_gives_one_incident(h: Harness) -> None:
@@ -129,6 +136,7 @@ def test_drained_or_maintenance_appliance_is_not_an_incident(
 
 
 def test_unreachable_and_service_failed_are_critical_kinds(h: Harness) -> None:
+    # Two appliances, one problem each: one incident each, named after its kind.
     h.tick([anomaly("sea01-a04", "reachability"), anomaly("sea01-a05", "service:nginx")])
     kinds = {(i.subject, i.kind, i.severity) for i in h.tracker.open_incidents()}
     assert kinds == {
@@ -137,7 +145,7 @@ def test_unreachable_and_service_failed_are_critical_kinds(h: Harness) -> None:
     }
 
 
-def test_families_map_metrics_together(tmp_path: Path) -> None:
+def test_families_name_the_incident(tmp_path: Path) -> None:
     config = IncidentsConfig(families={LATENCY: "latency", "http_5xx_ratio": "latency"})
     h = Harness(make_inventory({"sea01": 4}), tmp_path / "s.db", config)
     try:
