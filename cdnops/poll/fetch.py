@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from cdnops import __version__
 from cdnops.model import PollFailure
 from cdnops.poll.http1 import (
+    FRAMING_FIELDS,
     MAX_HEAD_BYTES,
     BodyTooLargeError,
     ChunkedReader,
@@ -359,12 +360,10 @@ class _Conn(asyncio.Protocol):
         end = data.find(b"\r\n\r\n")
         if end < 0:
             return False
-        fields = data[:end].lower()
-        at = fields.find(b"\r\ncontent-length:")
-        if at < 0 or b"\r\ntransfer-encoding:" in fields or b"\r\nconnection:" in fields:
+        fields = FRAMING_FIELDS.findall(data, 12, end)
+        if len(fields) != 1 or len(fields[0][0]) != 14:  # only Content-Length
             return False
-        eol = fields.find(b"\r\n", at + 17)
-        value = fields[at + 17 : end if eol < 0 else eol].strip()
+        value = fields[0][1].strip()
         if not value.isdigit() or end + 4 + int(value) != len(data):
             return False
         if int(value) > self._fetcher.max_body_bytes:

@@ -58,12 +58,13 @@ class FleetArrays:
         self.counter_cols = np.array([j for j, x in enumerate(metrics) if is_counter(x)], dtype=int)
         self.catalog = ServiceCatalog()
         self.rates = CounterRates(n, len(self.counter_cols))
-        self._blank: list[float] = [math.nan] * len(metrics)
+        self._m = len(metrics)
+        self._blank: list[float] = [math.nan] * self._m
         self._clear()
 
     def _clear(self) -> None:
         n = len(self.inventory.appliances)
-        self._values: list[list[float]] = [self._blank] * n
+        self._values: list[float] = self._blank * n  # row-major, m per appliance
         self._ts: list[float] = [math.nan] * n
         self._uptime: list[float] = [math.nan] * n
         self._failure: list[int] = [_NOT_POLLED] * n
@@ -73,7 +74,8 @@ class FleetArrays:
     def write(self, row: int, sample: Sample) -> None:
         """Store a good poll."""
         values, ts, uptime, state, services = sample
-        self._values[row] = values
+        m = self._m
+        self._values[row * m : row * m + m] = values
         self._ts[row] = ts
         self._uptime[row] = uptime
         self._failure[row] = 0
@@ -82,7 +84,8 @@ class FleetArrays:
 
     def fail(self, row: int, failure: int) -> None:
         """Store a failed poll: nothing is known about the appliance for this tick."""
-        self._values[row] = self._blank
+        m = self._m
+        self._values[row * m : row * m + m] = self._blank
         self._ts[row] = math.nan
         self._uptime[row] = math.nan
         self._failure[row] = failure
@@ -91,8 +94,8 @@ class FleetArrays:
 
     def snapshot(self, ts: float, seq: int) -> tuple[FleetFrame, int]:
         """The tick as a frame, and how many counters reset; then start a fresh tick."""
-        n, m = len(self._values), len(self.metrics)
-        values = np.array(self._values, dtype=np.float64).reshape(n, m)
+        n, m = len(self._ts), self._m
+        values = np.fromiter(self._values, dtype=np.float64, count=n * m).reshape(n, m)
         cols = self.counter_cols
         resets = 0
         if cols.size:
@@ -143,7 +146,11 @@ class FleetArrays:
         out = FleetArrays(inventory, self.metrics)
         out.catalog = self.catalog
         out.rates = self.rates.remap(rows)
-        for name in ("_values", "_ts", "_uptime", "_failure", "_state", "_services"):
+        m = self._m
+        for i, r in enumerate(rows):
+            if r is not None:
+                out._values[i * m : i * m + m] = self._values[r * m : r * m + m]
+        for name in ("_ts", "_uptime", "_failure", "_state", "_services"):
             old, new = getattr(self, name), getattr(out, name)
             for i, r in enumerate(rows):
                 if r is not None:
