@@ -89,6 +89,16 @@ def state_label(inc: Incident, *, waiting: bool) -> str:
     return "waiting" if waiting else "active"
 
 
+def open_counts(
+    incidents: Iterable[Incident], waiting: Iterable[bool]
+) -> list[tuple[tuple[str, str, str], int]]:
+    """The `cdnops_incidents_open` label sets of open incidents (with their group-wait flags)."""
+    return [
+        ((site_label(i), i.kind.value, state_label(i, waiting=w)), 1)
+        for i, w in zip(incidents, waiting, strict=True)
+    ]
+
+
 class EventBus:
     """Synchronous fan-out on the event loop's thread.
 

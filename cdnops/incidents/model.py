@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -200,3 +200,27 @@ def anomaly_from_json(d: Mapping[str, Any]) -> Anomaly:
 def _num(x: Any) -> float:
     # JSON has no NaN: it is stored as null.
     return float("nan") if x is None else float(x)
+
+
+CRITICAL_SCORE = 0.9  # an appliance anomaly scoring this much makes its incident critical
+
+
+def signature(a: Anomaly) -> tuple[str, str, str, float]:
+    """What tells one anomaly from another across ticks (its values change, this does not)."""
+    return (a.appliance, a.metric, str(a.detector), a.since_ts)
+
+
+def trigger_of(anomalies: Sequence[Anomaly]) -> Anomaly:
+    """The anomaly an incident is named after: the first to enter, the strongest on a tie."""
+    return min(anomalies, key=lambda a: (a.since_ts, -a.score))
+
+
+def severity_of(scope: Scope, anomalies: Iterable[Anomaly]) -> Severity:
+    """Site and fleet incidents are critical; an appliance's is once it holds an unreachable
+    or failed-service anomaly, or one scoring at least CRITICAL_SCORE."""
+    if scope is not Scope.APPLIANCE:
+        return Severity.CRITICAL
+    for a in anomalies:
+        if a.score >= CRITICAL_SCORE or kind_of(a.metric) is not IncidentKind.METRIC:
+            return Severity.CRITICAL
+    return Severity.WARNING

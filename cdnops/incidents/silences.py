@@ -99,5 +99,18 @@ class Silences:
                 return s
         return None
 
+    def changes(
+        self, incidents: Iterable[Incident], now: float
+    ) -> list[tuple[Incident, Silence | None]]:
+        """Set `silenced_by` on every incident; return those whose silence changed."""
+        out: list[tuple[Incident, Silence | None]] = []
+        for inc in incidents:
+            match = self.match(inc, now) if self._by_id else None
+            sid = match.id if match is not None else None
+            if sid != inc.silenced_by:
+                inc.silenced_by = sid
+                out.append((inc, match))
+        return out
+
     def __len__(self) -> int:
         return len(self._by_id)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.correlate import Symptoms, fleet_members, qualifies
 from cdnops.incidents.events import Change as C
-from cdnops.incidents.events import EventBus, EventType, site_label, state_label
+from cdnops.incidents.events import EventBus, EventType, open_counts
 from cdnops.incidents.fleetview import FleetView
 from cdnops.incidents.history import History
 from cdnops.incidents.journal import Journal, timeline_entries
 from cdnops.incidents.model import (
     Incident,
-    IncidentKind,
     Key,
     Scope,
     Severity,
@@ -24,7 +23,10 @@ from cdnops.incidents.model import (
     TimelineEntry,
     appliance_slot,
     kind_of,
+    severity_of,
+    signature,
     slot,
+    trigger_of,
 )
 from cdnops.incidents.persist import from_row
 from cdnops.incidents.silences import Silence, Silences
@@ -38,7 +40,6 @@ log = logging.getLogger("cdnops.incidents")
 # `last_seen` alone is rewritten at most this often: after a restart it only feeds the
 # grouping window, and detection reports every still-active anomaly on its first tick.
 PERSIST_SEEN_EVERY_S = 60.0
-CRITICAL_SCORE = 0.9
 SCOPES = (Scope.APPLIANCE, Scope.SITE, Scope.FLEET)
 
 
@@ -161,14 +162,14 @@ class IncidentTracker:
                 groups.setdefault(a.appliance, []).append(a)
                 site_key = Key(Scope.SITE, a.site, kind_of(a.metric), self._family(a.metric))
                 self._symptoms.note(site_key, a.appliance, now)
-        entered = {_sig(a) for a in result.entered}
+        entered = {signature(a) for a in result.entered}
         for appliance, anomalies in groups.items():
             key = appliance_slot(appliance)
             inc = self._open.get(key) or self._reopen(key, now)
             if inc is None:
                 self._open_new(self._appliance_key(appliance, anomalies), anomalies, now)
                 continue
-            new = [a for a in anomalies if _sig(a) in entered] if entered else []
+            new = [a for a in anomalies if signature(a) in entered] if entered else []
             self._seen(inc, now, new)
         for inc in self._by_scope[Scope.APPLIANCE].values():
             if inc.active and inc.subject not in groups:
@@ -178,18 +179,18 @@ class IncidentTracker:
         return self.config.families.get(metric, metric)
 
     def _appliance_key(self, appliance: str, anomalies: Sequence[Anomaly]) -> Key:
-        trigger = _trigger(anomalies)
+        trigger = trigger_of(anomalies)
         kind = kind_of(trigger.metric)
         return Key(Scope.APPLIANCE, appliance, kind, self._family(trigger.metric))
 
     def _open_new(self, key: Key, anomalies: Sequence[Anomaly], now: float) -> Incident:
-        trigger = _trigger(anomalies) if anomalies else None
+        trigger = trigger_of(anomalies) if anomalies else None
         inc = Incident(
             id=f"inc-{uuid.uuid4().hex[:16]}",
             key=key,
             site=key.subject if key.scope is Scope.SITE else (trigger.site if trigger else ""),
             metric=trigger.metric if trigger else key.family,
-            severity=_severity(key.scope, anomalies),
+            severity=severity_of(key.scope, anomalies),
             opened_ts=now,
             first_seen_ts=min((a.since_ts for a in anomalies), default=now),
             last_seen_ts=now,
@@ -217,8 +218,8 @@ class IncidentTracker:
         inc.last_seen_ts = now
         if new:
             # After a restart detection may report again what the incident already holds.
-            known = {_sig(a) for a in inc.anomalies}
-            new = [a for a in new if _sig(a) not in known]
+            known = {signature(a) for a in inc.anomalies}
+            new = [a for a in new if signature(a) not in known]
         if new:
             self._add_anomalies(inc, new)
         if not inc.active:
@@ -237,7 +238,7 @@ class IncidentTracker:
     def _add_anomalies(self, inc: Incident, anomalies: Sequence[Anomaly]) -> None:
         inc.anomalies = (*inc.anomalies, *anomalies)[-self.config.max_anomalies_kept :]
         inc.absorbed_total += len(anomalies)
-        if _severity(inc.scope, anomalies) is Severity.CRITICAL:
+        if severity_of(inc.scope, anomalies) is Severity.CRITICAL:
             inc.severity = Severity.CRITICAL
 
     def _correlate(self, now: float) -> None:
@@ -294,7 +295,7 @@ class IncidentTracker:
         self, parent: Incident, child: Incident, evidence: Sequence[Anomaly], now: float
     ) -> None:
         if not parent.anomalies and evidence:
-            parent.metric = _trigger(evidence).metric
+            parent.metric = trigger_of(evidence).metric
         parent.first_seen_ts = min(parent.first_seen_ts, child.first_seen_ts)
         self._add_anomalies(parent, evidence[-3:])
         self._journal.emit(parent, EventType.UPDATED, now, C.ABSORBED, child.id)
@@ -309,12 +310,7 @@ class IncidentTracker:
 
     def _apply_silences(self, now: float) -> None:
         self.silences.prune(now)
-        for inc in self._open.values():
-            match = self.silences.match(inc, now) if len(self.silences) else None
-            sid = match.id if match is not None else None
-            if sid == inc.silenced_by:
-                continue
-            inc.silenced_by = sid
+        for inc, match in self.silences.changes(self._open.values(), now):
             if match is not None:
                 self._journal.note(inc, now, "silenced", f"{match.id}: {match.comment}")
             else:
@@ -378,13 +374,9 @@ class IncidentTracker:
             self._set_gauges(now)
 
     def _set_gauges(self, now: float) -> None:
-        counts = []
-        self._any_waiting = False
-        for i in self._open.values():
-            waiting = self._waiting(i, now)
-            self._any_waiting |= waiting
-            counts.append(((site_label(i), i.kind.value, state_label(i, waiting=waiting)), 1))
-        self._journal.bus.set_open(counts)
+        waiting = [self._waiting(i, now) for i in self._open.values()]
+        self._any_waiting = any(waiting)
+        self._journal.bus.set_open(open_counts(self._open.values(), waiting))
 
     def _submit_triage(self, inc: Incident) -> None:
         if self._triage is not None:
@@ -421,21 +413,3 @@ class IncidentTracker:
         if self._triage is not None:
             await self._triage.wait(timeout_s)
         return self.collect_triage()
-
-
-def _sig(a: Anomaly) -> tuple[str, str, str, float]:
-    return (a.appliance, a.metric, str(a.detector), a.since_ts)
-
-
-def _trigger(anomalies: Sequence[Anomaly]) -> Anomaly:
-    """The anomaly an incident is named after: the first to enter, the strongest on a tie."""
-    return min(anomalies, key=lambda a: (a.since_ts, -a.score))
-
-
-def _severity(scope: Scope, anomalies: Iterable[Anomaly]) -> Severity:
-    if scope is not Scope.APPLIANCE:
-        return Severity.CRITICAL
-    for a in anomalies:
-        if a.score >= CRITICAL_SCORE or kind_of(a.metric) is not IncidentKind.METRIC:
-            return Severity.CRITICAL
-    return Severity.WARNING

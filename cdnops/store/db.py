@@ -72,10 +72,12 @@ class Store:
     lose the last commits but never corrupts the file.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 1.0) -> None:
         self.path = path
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
+            # Only another process (an operator's sqlite3 shell) can hold the write lock:
+            # wait briefly for it rather than stall the event loop.
+            self._db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +165,15 @@ def make_incident(scope: Scope = Scope.APPLIANCE, subject: str = "sea01-a01") ->
         last_seen_ts=T0,
         labels={"model": "storage-v3"},
     )
+
+
+@contextmanager
+def propagating_logs() -> Iterator[None]:
+    """Let `cdnops.*` records reach pytest's caplog (the daemon's log setup stops them)."""
+    logger = logging.getLogger("cdnops")
+    old = logger.propagate
+    logger.propagate = True
+    try:
+        yield
+    finally:
+        logger.propagate = old

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from incstreams import Harness, anomaly, make_incident, make_inventory
+from incstreams import Harness, anomaly, make_incident, make_inventory, propagating_logs
 from prometheus_client import CollectorRegistry, generate_latest
 
 from cdnops.config.incidents import IncidentsConfig
@@ -41,9 +41,7 @@ def test_events_are_counted_by_site_kind_and_event(h: Harness) -> None:
 
 
 def test_each_event_is_one_log_line(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("cdnops")
-    logger.propagate = True  # the daemon's setup may have turned it off
-    with caplog.at_level(logging.INFO, logger="cdnops.incidents"):
+    with propagating_logs(), caplog.at_level(logging.INFO, logger="cdnops.incidents"):
         h.tick([anomaly("sea01-a01")])
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("incident ")]
     (inc,) = h.tracker.open_incidents()

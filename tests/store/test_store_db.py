@@ -108,3 +108,32 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open store"):
         Store(tmp_path / "no" / "such" / "dir.db")
+
+
+def test_seen_updates_only_last_seen(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    try:
+        store.write_incidents([row("a")])
+        store.write_incidents([], seen=[("a", 500.0), ("ghost", 1.0)])
+        loaded = store.get_incident("a")
+        assert loaded is not None
+        assert loaded.last_seen_ts == 500.0
+        assert loaded.body == row("a").body
+    finally:
+        store.close()
+
+
+def test_locked_by_another_writer_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(path, busy_timeout_s=0.05)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="database is locked"):
+            store.write_incidents([row("a")])
+        other.execute("ROLLBACK")
+        store.write_incidents([row("a")])
+        assert [r.id for r in store.load_incidents()] == ["a"]
+    finally:
+        other.close()
+        store.close()
