@@ -70,15 +70,15 @@ class TemporalConfig(_Frozen):
     """Each series against its own past: robust EWMA at two time scales and a likelihood."""
 
     enabled: bool = True
-    fast_ticks: PositiveTicks = 12  # short baseline: catches spikes against the recent level
-    slow_ticks: PositiveTicks = 360  # long baseline: catches shifts and slow departures
+    fast_ticks: PositiveTicks = 30  # short baseline: catches spikes against the recent level
+    slow_ticks: PositiveTicks = 1000  # long baseline: catches shifts and slow departures
     clip_sigma: float = Field(default=3.0, gt=0)  # updates are clipped to this many sigmas
     rel_floor: float = Field(default=0.01, ge=0)  # sigma never below this fraction of the mean
     abs_floor: float = Field(default=1e-9, ge=0)  # nor below this absolute value
     short_ticks: PositiveTicks = 4  # averaging of the raw score before the likelihood
     long_ticks: PositiveTicks = 2000  # long-run distribution of the raw score
     threshold: float = Field(default=0.5, gt=0, le=1)  # score at which the detector fires
-    refractory_ticks: int = Field(default=0, ge=0, le=100_000)  # damp re-alarms after a firing
+    refractory_ticks: int = Field(default=300, ge=0, le=100_000)  # damp re-alarms after a firing
 
 
 class PeersConfig(_Frozen):

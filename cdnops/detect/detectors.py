@@ -97,6 +97,7 @@ class TrendState:
         self.level = np.zeros(shape, STATE_DTYPE)
         self.slope = np.zeros(shape, STATE_DTYPE)  # per tick
         self.count = np.zeros(shape, np.int32)
+        self.resid = np.zeros(shape, STATE_DTYPE)  # variance of the one-step forecast error
         self.alpha = np.float32(2.0 / (ticks + 1))
         self.beta = np.float32(2.0 / (ticks + 1))
 
@@ -106,11 +107,20 @@ class TrendState:
         np.copyto(self.level, x, where=first)
         step = valid & ~first
         pred = self.level + self.slope
-        level = pred + self.alpha * (np.where(step, x, pred) - pred)
+        err = np.where(step, x, pred) - pred
+        self.resid += self.beta * (err * err - self.resid) * step
+        level = pred + self.alpha * err
         slope = self.slope + self.beta * ((level - self.level) - self.slope)
         np.copyto(self.level, level, where=step)
         np.copyto(self.slope, slope, where=step)
         self.count += valid
+
+    def steady(self, ticks: int) -> BoolArray:
+        """Whether the rise over `ticks` stands out of the noise (3 sigma of the forecast
+        error); near a ceiling, noise alone would otherwise project a crossing."""
+        rise = self.slope * np.float32(ticks)
+        out: BoolArray = rise > np.float32(3.0) * np.sqrt(self.resid)
+        return out
 
     def seconds_to(self, ceiling: F32, tick_s: float) -> F32:
         """Projected seconds until the level reaches `ceiling`; inf when not rising."""

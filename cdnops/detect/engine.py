@@ -147,16 +147,22 @@ class DetectionEngine:
         x, valid = self._values(frame)
         serving = frame.state == ApplianceState.SERVING
         learn = valid & ~(~serving[:, None] & cols.traffic)
-        score, _ = self.temporal.update(x, learn, cols.up, cols.down)
+        likelihood, score = self.temporal.update(x, learn, cols.up, cols.down)
         baseline_ok = learn & (self.temporal.count > cfg.warmup_ticks)
-        temporal = baseline_ok & (score >= np.float32(cfg.temporal.threshold)) & cols.temporal
+        temporal = baseline_ok & (likelihood >= np.float32(cfg.temporal.threshold)) & cols.temporal
         score[~(baseline_ok & cols.temporal)] = np.nan
         bounds = learn & ((x > cols.above) | (x < cols.below))
         counter = learn & (x > cols.counter_limit)
         peers = np.zeros_like(valid)
         view = None
-        if cfg.peers.enabled and self._groups is not None and cols.peers.any():
-            view = compare_peers(self._groups, x, learn & serving[:, None], cfg, cols.peers)
+        groups = self._groups
+        if (
+            cfg.peers.enabled
+            and groups
+            and groups.width >= cfg.peers.min_peers
+            and cols.peers.any()
+        ):
+            view = compare_peers(groups, x, learn & serving[:, None], cfg, cols.peers)
             dz = np.fmax(view.z * cols.up, -view.z * cols.down)
             peers = dz >= np.float32(cfg.peers.z)
             np.fmax(score, dz * dz / (dz * dz + np.float32(cfg.peers.z) ** 2), out=score)
@@ -174,11 +180,13 @@ class DetectionEngine:
         if not len(tc):
             empty = np.zeros((x.shape[0], 0), STATE_DTYPE)
             return empty.astype(np.bool_), empty
-        self.trend.update(x[:, tc], learn[:, tc])
+        ok = learn[:, tc]
+        self.trend.update(x[:, tc], ok)
         eta = self.trend.seconds_to(self.cols.ceiling, self.tick_s or 1.0)
         warmed = self.trend.count > self.config.warmup_ticks
         below = self.trend.level < self.cols.ceiling
-        return learn[:, tc] & warmed & below & (eta <= self.cols.horizon_s), eta
+        steady = self.trend.steady(self.config.trend_ticks)
+        return ok & warmed & below & steady & (eta <= self.cols.horizon_s), eta
 
     def _sync_rows(self, frame: FleetFrame) -> None:
         """Remap state rows by appliance id when the inventory changed."""
@@ -197,7 +205,7 @@ class DetectionEngine:
     def _take(self, rows: np.ndarray, keep: BoolArray, ids: tuple[str, ...]) -> None:
         safe = np.where(keep, rows, 0)
         self.temporal.take(safe, keep)
-        for name in ("level", "slope", "count"):
+        for name in ("level", "slope", "count", "resid"):
             arr = getattr(self.trend, name)
             new = np.zeros((len(ids), *arr.shape[1:]), arr.dtype)
             new[keep] = arr[safe[keep]]

@@ -44,7 +44,8 @@ def temporal(
 
 
 def peers(metric: str, value: float, z: float, site: str, median: float, count: int) -> str:
-    """`cache_hit_ratio 0.61 is 7.2 sigma below the median 0.97 of the 12 serving appliances at site sea01`."""
+    """`cache_hit_ratio 0.61 is 7.2 sigma below the median 0.97 of the 12 serving appliances
+    at site sea01` (one line)."""
     side = "above" if z >= 0 else "below"
     return (
         f"{metric} {fmt(value)} is {abs(z):.1f} sigma {side} the median {fmt(median)} "

@@ -26,6 +26,7 @@ def _arrays(engine: DetectionEngine) -> dict[str, Any]:
     out: dict[str, Any] = {f"temporal.{k}": v for k, v in t.arrays.items()}
     out |= {"temporal.count": t.count, "temporal.seeded": t.seeded}
     out |= {"trend.level": tr.level, "trend.slope": tr.slope, "trend.count": tr.count}
+    out |= {"trend.resid": tr.resid}
     out |= {"reach_runs": engine.reach_runs, "service_runs": engine.service_runs}
     for name in ("h_metric", "h_reach", "h_service"):
         h = getattr(engine, name)
@@ -98,7 +99,7 @@ def _assign(engine: DetectionEngine, arrays: dict[str, Any]) -> None:
         t.arrays[k] = arrays[f"temporal.{k}"].copy()
     t.count, t.seeded = arrays["temporal.count"].copy(), arrays["temporal.seeded"].copy()
     tr.level, tr.slope = arrays["trend.level"].copy(), arrays["trend.slope"].copy()
-    tr.count = arrays["trend.count"].copy()
+    tr.count, tr.resid = arrays["trend.count"].copy(), arrays["trend.resid"].copy()
     engine.reach_runs = arrays["reach_runs"].copy()
     engine.service_runs = arrays["service_runs"].copy()
     for name in ("h_metric", "h_reach", "h_service"):

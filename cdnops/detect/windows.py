@@ -113,8 +113,10 @@ class TemporalState:
             up: (m,) 1 where a rise is bad, else 0; `down` likewise for a drop.
 
         Returns:
-            (score in [0, 1], signed z-score against the slow baseline); both are
-            meaningless where `valid` is False or the series is not warmed up.
+            (likelihood, score), both in [0, 1]: the likelihood says whether the series is
+            anomalous now; the score is the likelihood with re-alarms of an episode damped
+            (`refractory_ticks`), for ranking alarms. Both are meaningless where `valid` is
+            False or the series is not warmed up.
         """
         self._seed(x, valid)
         a, p = self.arrays, self.params
@@ -135,9 +137,11 @@ class TemporalState:
             lim = sd * np.float32(p.clip)
             lim[young] = np.inf
             _ewm_clipped(mean, var, dev, lim, np.maximum(inv, np.float32(alpha)) * vf)
-        score = self._likelihood(raw, vf, inv)
+        likelihood = self._likelihood(raw, vf, inv)
         self.count += valid
-        return score, z_slow
+        if self.params.refractory:
+            return likelihood, self._damp_repeats(likelihood, vf)
+        return likelihood, likelihood
 
     def _likelihood(self, raw: F32, vf: F32, inv: F32) -> F32:
         a, p = self.arrays, self.params
@@ -156,8 +160,6 @@ class TemporalState:
         mean += d * w
         var -= w * var
         var += w * (1.0 - w) * d * d
-        if p.refractory:
-            score = self._damp_repeats(score, vf)
         return score
 
     def _damp_repeats(self, score: F32, vf: F32) -> F32:

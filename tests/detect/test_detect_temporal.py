@@ -1,0 +1,156 @@
+"""The temporal detector: each series against its own past, through the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from detect_frames import FrameMaker, inventory, normal_values
+
+from cdnops.config.detect import DetectConfig, PeersConfig
+from cdnops.detect.engine import DetectionEngine
+from cdnops.model import CONTRACT_METRICS, Anomaly, DetectionResult, Detector
+
+COL = {name: j for j, name in enumerate(CONTRACT_METRICS)}
+NO_PEERS = DetectConfig(peers=PeersConfig(enabled=False))
+HISTORY = 150  # ticks of normal data before anything is injected
+DETECT_WITHIN = 5  # ticks after the injection by which the anomaly must have entered
+
+
+def run(
+    change: Callable[[int, np.ndarray], None], ticks: int, cfg: DetectConfig = NO_PEERS, n: int = 3
+) -> list[DetectionResult]:
+    """Feed `ticks` ticks of noisy normal values to an engine; `change(t, values)` edits them."""
+    maker = FrameMaker(inventory([("sea01", n)]))
+    engine = DetectionEngine(cfg, maker.metrics)
+    rng = np.random.default_rng(7)
+    out = []
+    for t in range(ticks):
+        values = normal_values(n, rng)
+        change(t, values)
+        out.append(engine.update(maker.frame(values)))
+    return out
+
+
+def first_entered(results: list[DetectionResult], metric: str) -> tuple[int, Anomaly] | None:
+    for t, r in enumerate(results):
+        for a in r.entered:
+            if a.metric == metric and a.appliance == "sea01-oca-000":
+                return t, a
+    return None
+
+
+def entered_count(results: list[DetectionResult]) -> int:
+    return sum(len(r.entered) for r in results)
+
+
+def test_quiet_fleet_raises_nothing() -> None:
+    results = run(lambda t, v: None, HISTORY + 200)
+    assert entered_count(results) == 0
+
+
+@pytest.mark.parametrize(
+    ("metric", "delta"),
+    [
+        ("origin_latency_p99_ms", +60.0),  # step up: 15 sigma
+        ("egress_gbps", -12.0),  # drop of traffic
+        ("cpu_util", +0.3),  # step up
+    ],
+)
+def test_step_is_detected_within_a_few_ticks(metric: str, delta: float) -> None:
+    def step(t: int, v: np.ndarray) -> None:
+        if t >= HISTORY:
+            v[0, COL[metric]] += delta
+
+    hit = first_entered(run(step, HISTORY + 20), metric)
+    assert hit is not None
+    t, anomaly = hit
+    assert HISTORY <= t < HISTORY + DETECT_WITHIN
+    assert anomaly.detector is Detector.TEMPORAL
+
+
+def test_single_spike_is_detected() -> None:
+    def spike(t: int, v: np.ndarray) -> None:
+        if HISTORY <= t < HISTORY + 2:  # hysteresis needs 2 of 3 ticks
+            v[0, COL["origin_latency_p99_ms"]] = 400.0
+
+    hit = first_entered(run(spike, HISTORY + 20), "origin_latency_p99_ms")
+    assert hit is not None
+    assert HISTORY <= hit[0] < HISTORY + DETECT_WITHIN
+
+
+def test_ramp_is_detected_before_it_gets_large() -> None:
+    def ramp(t: int, v: np.ndarray) -> None:
+        if t >= HISTORY:
+            v[0, COL["origin_latency_p99_ms"]] += 2.0 * (t - HISTORY)  # +0.5 sigma per tick
+
+    hit = first_entered(run(ramp, HISTORY + 60), "origin_latency_p99_ms")
+    assert hit is not None
+    assert hit[0] < HISTORY + 30  # before the ramp reaches +60 ms
+
+
+def test_direction_cache_hit_drop_flags_rise_does_not() -> None:
+    def drop(t: int, v: np.ndarray) -> None:
+        if t >= HISTORY:
+            v[0, COL["cache_hit_ratio"]] -= 0.08
+
+    def rise(t: int, v: np.ndarray) -> None:
+        if t >= HISTORY:
+            v[0, COL["cache_hit_ratio"]] = 0.999
+
+    hit = first_entered(run(drop, HISTORY + 20), "cache_hit_ratio")
+    assert hit is not None
+    assert hit[1].detector is Detector.TEMPORAL
+    assert first_entered(run(rise, HISTORY + 20), "cache_hit_ratio") is None
+
+
+def test_warmup_suppresses_verdicts() -> None:
+    cfg = DetectConfig(peers=PeersConfig(enabled=False), warmup_ticks=50)
+
+    def early(t: int, v: np.ndarray) -> None:
+        if 10 <= t < 20:
+            v[0, COL["origin_latency_p99_ms"]] = 900.0
+
+    results = run(early, 40, cfg)
+    assert first_entered(results, "origin_latency_p99_ms") is None
+    assert np.isnan(results[15].scores[0, COL["origin_latency_p99_ms"]])
+
+
+def test_missing_values_do_not_poison_state() -> None:
+    def gaps(t: int, v: np.ndarray) -> None:
+        if t % 7 == 0 or 80 <= t < 110:
+            v[0, :] = np.nan  # a failed or partial poll
+        if t >= HISTORY:
+            v[0, COL["origin_latency_p99_ms"]] += 60.0
+
+    results = run(gaps, HISTORY + 20)
+    after_gap = results[HISTORY - 1].scores
+    valid_cols = [COL[m] for m in CONTRACT_METRICS if m != "disk_errors_total"]
+    assert not np.isnan(after_gap[0, valid_cols]).any()
+    hit = first_entered(results, "origin_latency_p99_ms")
+    assert hit is not None
+    assert hit[0] < HISTORY + DETECT_WITHIN
+
+
+def test_scores_are_within_unit_interval() -> None:
+    def wild(t: int, v: np.ndarray) -> None:
+        if t > 50 and t % 13 == 0:
+            v[0, :] *= 50.0
+
+    for r in run(wild, 200):
+        s = r.scores[~np.isnan(r.scores)]
+        assert s.size
+        assert ((s >= 0.0) & (s <= 1.0)).all()
+
+
+def test_diurnal_cycle_raises_nothing() -> None:
+    day = 288  # ticks per cycle, fast compared with the slow baseline
+
+    def diurnal(t: int, v: np.ndarray) -> None:
+        f = 1.0 + 0.5 * np.sin(2 * np.pi * t / day)
+        for m in ("egress_gbps", "active_connections", "requests_total", "cpu_util"):
+            v[:, COL[m]] *= f
+
+    results = run(diurnal, 3 * day, DetectConfig(), n=8)
+    assert entered_count(results) == 0
