@@ -81,11 +81,15 @@ class IncidentsConfig(BaseModel):
     triage: TriageConfig = TriageConfig()
 
     @model_validator(mode="after")
-    def _check_states(self) -> IncidentsConfig:
+    def _check(self) -> IncidentsConfig:
         allowed = {"serving", "draining", "drained", "maintenance"}
         bad = [s for s in self.excluded_states if s not in allowed]
         if bad:
             raise ValueError(f"excluded_states: unknown state(s) {', '.join(map(repr, bad))}")
+        ids = [s.id for s in self.silences if s.id]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"silences: duplicate id(s) {', '.join(map(repr, dup))}")
         return self
 
 

@@ -119,6 +119,7 @@ class Incident:
     last_seen_ts: float
     status: Status = Status.OPEN
     resolved_ts: float | None = None
+    reopened_ts: float | None = None  # last reopening within the hold-down; restarts the wait
     active: bool = True  # an absorbed anomaly is active right now
     quiet_since_ts: float | None = None
     flaps: int = 0

@@ -34,6 +34,7 @@ def to_row(inc: Incident) -> IncidentRow:
         "metric": inc.metric,
         "severity": str(inc.severity),
         "first_seen_ts": inc.first_seen_ts,
+        "reopened_ts": inc.reopened_ts,
         "active": inc.active,
         "quiet_since_ts": inc.quiet_since_ts,
         "flaps": inc.flaps,
@@ -75,8 +76,9 @@ def from_row(row: IncidentRow) -> Incident:
             last_seen_ts=row.last_seen_ts,
             status=Status(row.status),
             resolved_ts=row.resolved_ts,
+            reopened_ts=_opt(b.get("reopened_ts")),
             active=bool(b["active"]),
-            quiet_since_ts=None if b["quiet_since_ts"] is None else float(b["quiet_since_ts"]),
+            quiet_since_ts=_opt(b["quiet_since_ts"]),
             flaps=int(b["flaps"]),
             parent=b["parent"],
             silenced_by=b["silenced_by"],
@@ -103,6 +105,10 @@ def _signal_to_json(s: TriageSignal) -> dict[str, Any]:
         "score": s.score,
         "line": s.line,
     }
+
+
+def _opt(x: Any) -> float | None:
+    return None if x is None else float(x)
 
 
 def _num(x: Any) -> float:

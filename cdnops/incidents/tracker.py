@@ -138,7 +138,7 @@ class IncidentTracker:
         return timeline_entries(self._journal.store.timeline(incident_id))
 
     def _waiting(self, inc: Incident, now: float) -> bool:
-        return now - inc.opened_ts < self.config.group_wait_s
+        return now - (inc.reopened_ts or inc.opened_ts) < self.config.group_wait_s
 
     def update(self, frame: FleetFrame, result: DetectionResult) -> None:
         """Take in one tick: open, absorb, flap, correlate, silence, resolve; then write."""
@@ -205,7 +205,7 @@ class IncidentTracker:
         inc = self._recent.pop(key, None)
         if inc is None:
             return None
-        inc.status, inc.resolved_ts = Status.OPEN, None
+        inc.status, inc.resolved_ts, inc.reopened_ts = Status.OPEN, None, now
         inc.active, inc.quiet_since_ts, inc.last_seen_ts = True, None, now
         inc.flaps += 1
         self._add_open(inc)

@@ -97,6 +97,9 @@ def test_recurrence_within_hold_down_reopens_the_same_incident(h: Harness) -> No
     assert inc.flaps == 1
     assert h.names() == ["opened", "resolved", "opened"]
     assert h.events[-1].detail == "flap 1"
+    assert h.tracker.releasable() == []  # the group wait starts again
+    h.ticks(2, [anomaly("sea01-a01", since=h.clock.now)])
+    assert [i.id for i in h.tracker.releasable()] == [first_id]
 
 
 def test_recurrence_after_hold_down_opens_a_new_incident(h: Harness) -> None:
@@ -164,3 +167,16 @@ def test_timeline_is_kept_in_the_store(h: Harness) -> None:
     (inc,) = h.tracker.open_incidents()
     events = [e.event for e in h.tracker.timeline(inc.id)]
     assert events == ["opened", "opened", "quiet", "flapped"]
+
+
+def test_config_rejects_unknown_states_and_duplicate_silences() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown state"):
+        IncidentsConfig(excluded_states=("broken",))
+    silence = {"id": "x", "starts_at": "2026-12-01T00:00:00Z", "ends_at": "2026-12-02T00:00:00Z",
+               "comment": "c"}  # fmt: skip
+    with pytest.raises(ValidationError, match="duplicate id"):
+        IncidentsConfig.model_validate({"silences": [silence, silence]})
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        IncidentsConfig.model_validate({"clean_period": 5})
