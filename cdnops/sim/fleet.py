@@ -70,6 +70,9 @@ class Fleet:
         self.boot_sim = sim_now - rng.uniform(2 * 86400.0, 60 * 86400.0, n)
         uptime = sim_now - self.boot_sim
         self.requests = np.floor(uptime * rng.uniform(2500.0, 4000.0, n))
+        # Requests/s since the last step: counters are integrated with it (left sum) and
+        # extrapolated with it between steps, so they stay monotonic at any speed.
+        self.req_rate = np.zeros(n)
         self.disk_errors = rng.poisson(uptime * DISK_BASE_RATE).astype(np.float64)
         self.nic_errors = rng.poisson(uptime * NIC_BASE_RATE).astype(np.float64)
         self.state = np.zeros(n, dtype=np.int8)
@@ -109,6 +112,7 @@ class Fleet:
         self.down[row] = False
         self.boot_sim[row] = sim_now
         self.requests[row] = self.disk_errors[row] = self.nic_errors[row] = 0.0
+        self.req_rate[row] = 0.0
         self.temp[row] = self.base_temp[row] + 5.0
 
     def step(self, sim_now: float, real_now: float, fx: Effects) -> None:
@@ -189,7 +193,8 @@ class Fleet:
 
     def _count(self, dt: float, w: np.ndarray, egress: np.ndarray, fx: Effects) -> None:
         up = ~self.down
-        self.requests[up] += np.floor(egress[up] * REQUESTS_PER_GBPS * dt)
+        self.requests += self.req_rate * dt
+        self.req_rate = np.where(up, egress * REQUESTS_PER_GBPS, 0.0)
         self._errors(self.disk_errors, DISK_BASE_RATE * dt, fx.disk_rate * dt, up)
         self._errors(self.nic_errors, NIC_BASE_RATE * dt, fx.nic_rate * (0.1 + 0.9 * w) * dt, up)
 

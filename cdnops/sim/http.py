@@ -179,7 +179,11 @@ class HttpProtocol(asyncio.Protocol):
             path = data[4 : line_end - 9].split(b"?", 1)[0].decode("ascii")
         except UnicodeDecodeError:
             return False
-        out = self._fast_get(path)
+        try:
+            out = self._fast_get(path)
+        except Exception:
+            log.exception("fast path failed path=%s", path)
+            return False  # the general route answers, with a 500 if it fails too
         if out is None:
             return False
         self._transport.write(out)

@@ -13,6 +13,7 @@ OVERSIZE_BYTES = 70 * 1024  # over the contract's 64 KiB cap
 PROM_CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _NAN_MARK = "__nan__"
 _INT_COLS = [CONTRACT_METRICS.index(c) for c in INT_COLUMNS]
+_REQ_COL = CONTRACT_METRICS.index("requests_total")
 
 
 # Every combination of service codes maps to one shared, read-only services object.
@@ -29,6 +30,10 @@ def health_doc(fleet: Fleet, row: int, sim_now: float) -> dict[str, object]:
     values = fleet.values[row].tolist()
     for j in _INT_COLS:
         values[j] = int(values[j])
+    # Between model steps the request counter keeps growing at the last step's rate.
+    values[_REQ_COL] = int(
+        fleet.requests[row] + fleet.req_rate[row] * max(sim_now - fleet.last_sim, 0.0)
+    )
     return {
         "appliance": fleet.row_id[row],
         "site": fleet.row_site[row],

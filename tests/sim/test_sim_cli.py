@@ -58,6 +58,16 @@ async def test_simulate_serves_writes_inventory_and_truth_and_stops_on_sigterm(
     assert events[0] == "action_received"
 
 
+async def test_simulate_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    proc = await start("--appliances", "4", "--sites", "1", "--port", "0",
+                       env={"CDNOPS_APPLIANCE_TOKEN": TOKEN})  # fmt: skip
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    assert b"listening on http://127.0.0.1:" in line
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
 async def test_simulate_refuses_to_start_without_a_token() -> None:
     proc = await start("--port", "0", "--token-env", "CDNOPS_SIM_TEST_NO_SUCH_VAR")
     _, err = await asyncio.wait_for(proc.communicate(), 20)

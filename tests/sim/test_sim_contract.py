@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sim_helpers import AMS, AUTH, SEA, act, health, run_action, url
 
@@ -150,3 +151,8 @@ async def test_collect_diagnostics_does_not_touch_service(
     assert after["state"] == before["state"] == "serving"
     assert after["uptime_s"] >= before["uptime_s"]
     assert after["metrics"]["requests_total"] >= before["metrics"]["requests_total"]
+
+
+async def test_a_server_is_entered_once(sim: SimServer) -> None:
+    with pytest.raises(RuntimeError, match="cannot be entered when running"):
+        await sim.__aenter__()
