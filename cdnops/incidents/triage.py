@@ -9,7 +9,6 @@ and pay a process start for work that takes tens of milliseconds.
 from __future__ import annotations
 
 import asyncio
-import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from cdnops.model import is_counter
 
 MIN_TICKS = 8  # below this there is nothing to compare a change with
 LEAD_SCALE_TICKS = 2.0
+MIN_SHIFT_SIGMA = 3.0  # smaller level shifts are drift (a daily swing), not a change
 STRENGTH_HALF_SIGMA = 5.0  # a shift of this many noise sigmas scores half the strength
 
 
@@ -66,8 +66,8 @@ def run_triage(job: TriageJob) -> list[TriageSignal]:
     Score in [0, 1]: a significant earliest mean shift scores for its size and for
     how long before the trigger it came, saturating after a few ticks (after the
     trigger it is more likely a consequence than a cause), plus
-    the larger of |Pearson| and |Spearman| with the trigger over the window; a signal
-    without a significant change only scores a tenth of its correlation.
+    the larger of |Pearson| and |Spearman| with the trigger over the window. Signals
+    without a significant change are not returned.
     """
     w = job.window
     t, r, m = w.values.shape
@@ -87,14 +87,15 @@ def run_triage(job: TriageJob) -> list[TriageSignal]:
     # A few ticks of lead already tell cause from consequence; a change in the same
     # tick as the trigger is more likely a co-symptom, so the midpoint is one tick early.
     tick = max(float(np.median(np.diff(w.ts))), 1e-9)
-    sig = (k > 0) & has_any
+    sig = (k > 0) & has_any & (np.abs(shift) >= MIN_SHIFT_SIGMA)
     # Strength is the size of the shift, not its statistic: over hundreds of points a
     # slow daily swing is "significant" but small against the noise.
     s_strength = np.abs(shift) / (np.abs(shift) + STRENGTH_HALF_SIGMA)
     s_time = 0.5 + 0.5 * np.tanh((np.nan_to_num(lead) - tick) / (LEAD_SCALE_TICKS * tick))
     corr = np.maximum(np.abs(corr_p), np.abs(corr_s))
-    score = np.where(sig, 0.35 * s_strength + 0.35 * s_time + 0.3 * corr, 0.1 * corr)
-    keep = has_any & np.array([metric != job.trigger_metric for _, metric in names])
+    score = 0.35 * s_strength + 0.35 * s_time + 0.3 * corr
+    # Only signals that changed are worth a line; the trigger metric is the symptom itself.
+    keep = sig & np.array([metric != job.trigger_metric for _, metric in names])
     order = [i for i in np.argsort(-score, kind="stable") if keep[i]][: job.top]
     return [
         _signal(job, names[i], float(change_ts[i]), float(lead[i]), float(shift[i]),
@@ -143,17 +144,13 @@ def _signal(
 ) -> TriageSignal:
     appliance, metric = name
     what = f"{metric} rate" if is_counter(metric) else metric
-    trig = job.trigger_metric
-    if math.isnan(change_ts):
-        text = f"{what} did not change (r={pearson:+.2f} with {trig})"
-    else:
-        verb = "rose" if shift > 0 else "fell"
-        when = (
-            f"{lead:.0f} s before" if lead > 0.5
-            else f"{-lead:.0f} s after" if lead < -0.5
-            else "together with"
-        )  # fmt: skip
-        text = f"{what} {verb} {when} {trig} ({shift:+.1f} sigma, r={pearson:+.2f})"
+    verb = "rose" if shift > 0 else "fell"
+    when = (
+        f"{lead:.0f} s before" if lead > 0.5
+        else f"{-lead:.0f} s after" if lead < -0.5
+        else "together with"
+    )  # fmt: skip
+    text = f"{what} {verb} {when} {job.trigger_metric} ({shift:+.1f} sigma, r={pearson:+.2f})"
     if len(job.window.appliances) > 1:
         text = f"{appliance}: {text}"
     return TriageSignal(appliance, metric, change_ts, lead, shift, pearson, spearman, score, text)

@@ -77,6 +77,12 @@ def test_memory_leak_ranks_memory_first() -> None:
     assert signals[0].pearson > 0.5
 
 
+def test_nothing_but_the_trigger_changed_gives_no_signal() -> None:
+    values = healthy(1, 4)  # noise and the daily swing of traffic only
+    values[90:, 0, M[LATENCY]] += 100.0
+    assert run_triage(job(values, 92)) == []
+
+
 def test_too_short_a_window_gives_nothing() -> None:
     assert run_triage(job(disk_failure()[:5], 2)) == []
 
