@@ -115,6 +115,12 @@ class IncidentTracker:
         if self._triage is not None:
             self._triage.close()
 
+    def __enter__(self) -> IncidentTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def open_incidents(self) -> list[Incident]:
         """Copies of every open incident, silenced and inhibited ones included."""
         return [inc.snapshot() for inc in self._open.values()]

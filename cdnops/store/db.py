@@ -124,6 +124,12 @@ class Store:
         """Close the connection; the store is unusable afterwards."""
         self._db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes into one commit; rolled back if the block raises."""

@@ -44,11 +44,9 @@ def test_migrates_an_empty_file_and_reopens(tmp_path: Path) -> None:
 
 
 def test_creates_a_missing_file(tmp_path: Path) -> None:
-    store = Store(tmp_path / "new.db")
-    try:
+    with Store(tmp_path / "new.db") as store:
         assert store.load_incidents() == []
-    finally:
-        store.close()
+    assert (tmp_path / "new.db").exists()
 
 
 def test_load_open_and_recently_resolved(tmp_path: Path) -> None:
