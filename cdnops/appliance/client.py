@@ -141,24 +141,27 @@ class ApplianceClient:
         timeout_s: float,
         poll_interval_s: float,
     ) -> ActionStatus:
-        """Follow an action until it succeeded or failed; ApplianceError past `timeout_s`."""
+        """Follow an action until it succeeded or failed; ApplianceError past `timeout_s`.
+
+        An appliance that does not answer meanwhile (a reboot makes it unreachable for a
+        while) is asked again until the deadline; an error answer ends the wait at once.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
-            status = await self.action_status(appliance, action_id)
-            left = deadline - time.monotonic()
-            if status.done:
-                return status
-            if left <= 0:
-                url = f"{appliance.url.rstrip('/')}/actions/{action_id}"
-                raise ActionRequestError(
-                    appliance,
-                    url,
-                    status.action,
-                    None,
-                    f"action {action_id} still {status.status} after {timeout_s:g}s",
-                )
+            try:
+                status = await self.action_status(appliance, action_id)
+            except ActionRequestError as exc:
+                if exc.status is not None or time.monotonic() >= deadline:
+                    raise
+            else:
+                if status.done:
+                    return status
+                if time.monotonic() >= deadline:
+                    url = f"{appliance.url.rstrip('/')}/actions/{action_id}"
+                    detail = f"action {action_id} still {status.status} after {timeout_s:g}s"
+                    raise ActionRequestError(appliance, url, status.action, None, detail)
             # Actions report no completion event: asking again after a pause is the contract.
-            await asyncio.sleep(min(poll_interval_s, left))
+            await asyncio.sleep(min(poll_interval_s, max(deadline - time.monotonic(), 0.0)))
 
     async def _request(
         self, method: str, appliance: Appliance, url: str, action: str, data: bytes | None

@@ -49,11 +49,7 @@ class Endpoint:
     tls: bool
     request: bytes
     url: str
-
-    @property
-    def key(self) -> tuple[str, int, bool]:
-        """The connection pool this endpoint uses."""
-        return (self.host, self.port, self.tls)
+    key: tuple[str, int, bool]  # the connection pool this endpoint uses
 
 
 def endpoint(url: str, accept: str = "application/json") -> Endpoint:
@@ -73,7 +69,7 @@ def endpoint(url: str, accept: str = "application/json") -> Endpoint:
         request = head.encode("ascii")
     except UnicodeEncodeError:
         raise ValueError(f"URL is not ASCII (percent-encode it): {url!r}") from None
-    return Endpoint(parts.hostname, port, tls, request, url)
+    return Endpoint(parts.hostname, port, tls, request, url, (parts.hostname, port, tls))
 
 
 @dataclass(slots=True)
@@ -138,6 +134,7 @@ class HealthFetcher:
         self._watch: deque[tuple[float, _Conn, int]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
         self._granularity = min(0.05, timeout_s / 10)
+        self.now = self._loop.time
 
     def get(self, ep: Endpoint, done: Done) -> None:
         """Start a GET; `done` is called later (never from inside this call)."""
@@ -328,7 +325,8 @@ class _Conn(asyncio.Protocol):
         assert self._transport is not None
         self._ep, self._done, self._deadline, self._reused = ep, done, deadline, reused
         self._request += 1
-        self._fetcher.watch(deadline, self, self._request)
+        fetcher = self._fetcher
+        fetcher.watch(deadline, self, self._request)
         self._transport.write(ep.request)
 
     def data_received(self, data: bytes) -> None:
@@ -412,7 +410,12 @@ class _Conn(asyncio.Protocol):
         done = self._done
         if done is None:
             return
-        self._reset()
+        self._done = None
+        if self._head is not None:
+            self._head = None
+            self._chunks = None
+        if self._buf:
+            self._buf.clear()
         if reusable and not self.closed:
             self._fetcher.release(self)
         else:

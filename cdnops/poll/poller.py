@@ -213,10 +213,11 @@ class Poller:
 
     def _launch(self, target: Target) -> None:
         assert self._fetcher is not None
-        loop = asyncio.get_running_loop()
-        target.started = loop.time()
+        target.started = self._fetcher.now()
         if target.endpoint is None:
-            loop.call_soon(target.done, int(PollFailure.CONNECTION), None, target.bad_url)
+            asyncio.get_running_loop().call_soon(
+                target.done, int(PollFailure.CONNECTION), None, target.bad_url
+            )
         else:
             self._fetcher.get(target.endpoint, target.done)
 
@@ -260,8 +261,8 @@ class Poller:
         if failure != target.last:
             log_transition(target, failure, detail)
             target.last = failure
-        if self._observer is not None:
-            duration = asyncio.get_running_loop().time() - target.started
+        if self._observer is not None and self._fetcher is not None:
+            duration = self._fetcher.now() - target.started
             self._observer.poll_done(target.appliance.site, FAILURES[failure], duration)
 
     # ticks

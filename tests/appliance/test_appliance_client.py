@@ -172,3 +172,11 @@ async def test_client_must_be_entered() -> None:
     client = ApplianceClient(TOKEN)
     with pytest.raises(RuntimeError, match="not open"):
         await client.start_action(Appliance("x", "s", "http://127.0.0.1:1/a/x"), "reboot", {})
+
+
+async def test_wait_action_stops_at_an_error_answer(server: ActionServer) -> None:
+    async with ApplianceClient(TOKEN) as client:
+        with pytest.raises(ApplianceError, match="HTTP 404: no such action"):
+            await client.wait_action(
+                appliance(server), "act-404", timeout_s=5, poll_interval_s=0.01
+            )
