@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -72,6 +72,13 @@ class Silences:
     def from_config(cls, configs: Iterable[SilenceConfig]) -> Silences:
         """The silences of the `incidents.silences` config list."""
         return cls(Silence.from_config(c, i) for i, c in enumerate(configs))
+
+    def replace_config(self, old: Sequence[SilenceConfig], new: Sequence[SilenceConfig]) -> None:
+        """Swap the silences of a reloaded config; those added at run time stay."""
+        for position, cfg in enumerate(old):
+            self.remove(Silence.from_config(cfg, position).id)
+        for position, cfg in enumerate(new):
+            self.add(Silence.from_config(cfg, position))
 
     def add(self, silence: Silence) -> None:
         """Add or replace (by id) a silence."""

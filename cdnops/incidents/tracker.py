@@ -29,7 +29,7 @@ from cdnops.incidents.model import (
     trigger_of,
 )
 from cdnops.incidents.persist import from_row
-from cdnops.incidents.silences import Silence, Silences
+from cdnops.incidents.silences import Silences
 from cdnops.incidents.triage import Triage
 from cdnops.incidents.triagequeue import TriageQueue
 from cdnops.model import Anomaly, DetectionResult, FleetFrame
@@ -103,10 +103,7 @@ class IncidentTracker:
         Thresholds, windows, families, excluded states and the config's silences change;
         silences added at run time stay; triage keeps its pool and history size.
         """
-        for position, old in enumerate(self.config.silences):
-            self.silences.remove(Silence.from_config(old, position).id)
-        for silence in Silences.from_config(config.silences).all():
-            self.silences.add(silence)
+        self.silences.replace_config(self.config.silences, config.silences)
         self._view.set_excluded(config.excluded_states)
         self.config = config
 

@@ -84,16 +84,9 @@ def run_triage(job: TriageJob) -> list[TriageSignal]:
     change_ts = np.where(k > 0, w.ts[np.clip(k, 0, t - 1)], np.nan)
     lead = w.ts[trig_idx] - change_ts
     corr_p, corr_s = _correlations(filled, trig_series)
-    # A few ticks of lead already tell cause from consequence; a change in the same
-    # tick as the trigger is more likely a co-symptom, so the midpoint is one tick early.
     tick = max(float(np.median(np.diff(w.ts))), 1e-9)
     sig = (k > 0) & has_any & (np.abs(shift) >= MIN_SHIFT_SIGMA)
-    # Strength is the size of the shift, not its statistic: over hundreds of points a
-    # slow daily swing is "significant" but small against the noise.
-    s_strength = np.abs(shift) / (np.abs(shift) + STRENGTH_HALF_SIGMA)
-    s_time = 0.5 + 0.5 * np.tanh((np.nan_to_num(lead) - tick) / (LEAD_SCALE_TICKS * tick))
-    corr = np.maximum(np.abs(corr_p), np.abs(corr_s))
-    score = 0.35 * s_strength + 0.35 * s_time + 0.3 * corr
+    score = _score(shift, lead, tick, np.maximum(np.abs(corr_p), np.abs(corr_s)))
     # Only signals that changed are worth a line; the trigger metric is the symptom itself.
     keep = sig & np.array([metric != job.trigger_metric for _, metric in names])
     order = [i for i in np.argsort(-score, kind="stable") if keep[i]][: job.top]
@@ -102,6 +95,17 @@ def run_triage(job: TriageJob) -> list[TriageSignal]:
                 float(corr_p[i]), float(corr_s[i]), float(score[i]))
         for i in order
     ]  # fmt: skip
+
+
+def _score(shift: F64Array, lead: F64Array, tick: float, corr: F64Array) -> F64Array:
+    # Strength is the size of the shift, not its statistic: over hundreds of points a
+    # slow daily swing is "significant" but small against the noise.
+    strength = np.abs(shift) / (np.abs(shift) + STRENGTH_HALF_SIGMA)
+    # A few ticks of lead already tell cause from consequence; a change in the same
+    # tick as the trigger is more likely a co-symptom, so the midpoint is one tick early.
+    timing = 0.5 + 0.5 * np.tanh((np.nan_to_num(lead) - tick) / (LEAD_SCALE_TICKS * tick))
+    score: F64Array = 0.35 * strength + 0.35 * timing + 0.3 * corr
+    return score
 
 
 def _trigger_series(job: TriageJob, filled: F64Array) -> F64Array | None:
