@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +78,17 @@ def test_documented_config_fragment_is_valid_and_matches_the_defaults() -> None:
         exclude={"silences"}
     )
     assert len(parsed.silences) == 1
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_exposition_passes_promtool(h: Harness) -> None:
+    h.ticks(2, [anomaly("sea01-a01")])
+    h.ticks(3)
+    out = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=generate_latest(h.registry),
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr.decode()
