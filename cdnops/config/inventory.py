@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from cdnops.config.issues import issues_from_validation, render
-from cdnops.config.yamlload import YamlDocument, load_yaml
+from cdnops.config.yamlload import YamlDocument, load_yaml, paused_gc
 from cdnops.errors import ConfigError, Issue
 from cdnops.model import Appliance, HealthFormat, Inventory
 
@@ -81,7 +81,8 @@ def load_inventory(path: Path, default_format: HealthFormat = HealthFormat.JSON)
     Raises:
         ConfigError: with every issue found, each at its file:line:col.
     """
-    return inventory_from_document(load_yaml(path), default_format)
+    with paused_gc():  # one pause for the whole load: see `paused_gc`
+        return inventory_from_document(load_yaml(path), default_format)
 
 
 def inventory_from_document(

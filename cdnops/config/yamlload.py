@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,13 +201,31 @@ def load_yaml(path: Path) -> YamlDocument:
     return parse_yaml(read_text(path), str(path))
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Suspend the cyclic garbage collector while a big file is turned into objects.
+
+    Every few hundred allocations it would rescan the whole growing tree of nodes, which
+    makes loading superlinear (a 20,000-entry inventory took twice as long). Reference
+    counting still frees memory meanwhile; the collector resumes as it was found.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def parse_yaml(text: str, file: str, loader_class: type[_Marking] = MarkingLoader) -> YamlDocument:
     """Parse YAML text; `file` is only used to name the place in issues."""
     loader = loader_class(text)
     loader.start()
     try:
-        root = loader.get_single_node()
-        data = loader.build(root) if root is not None else None
+        with paused_gc():
+            root = loader.get_single_node()
+            data = loader.build(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_syntax_issue(file, exc)]) from None
     except yaml.YAMLError as exc:

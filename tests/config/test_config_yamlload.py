@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from cdnops.config.yamlload import (
     format_loc,
     load_yaml,
     parse_yaml,
+    paused_gc,
 )
 from cdnops.errors import ConfigError, Issue
 
@@ -200,3 +202,20 @@ def test_syntax_error_place_with_the_python_parser() -> None:
         "f.yaml:2:2: invalid YAML: expected ',' or ']', but got ':' "
         "(while parsing a flow sequence at line 1)"
     )
+
+
+def test_paused_gc_restores_the_collector_as_it_found_it() -> None:
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner pause does not end the outer one
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # left disabled, as it was
+    finally:
+        gc.enable()
