@@ -15,11 +15,12 @@ from types import TracebackType
 from typing import Protocol
 
 from cdnops.model import CONTRACT_METRICS, FleetFrame, Inventory, PollFailure
-from cdnops.poll.fetch import Done, HealthFetcher
+from cdnops.poll.fetch import HealthFetcher
 from cdnops.poll.fleet import FleetArrays
 from cdnops.poll.health import HealthParser
 from cdnops.poll.report import FAILURES, PollStats, log, log_tick, log_transition
 from cdnops.poll.targets import Batch, Target, build_targets
+from cdnops.poll.wire import Done
 
 _SLOT_S = 0.005  # polls due within this much of each other start together: fewer wake-ups
 

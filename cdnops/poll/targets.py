@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 from cdnops.model import Appliance, HealthFormat, Inventory
-from cdnops.poll.fetch import Done, Endpoint, endpoint
 from cdnops.poll.schedule import phase_fraction
+from cdnops.poll.wire import Done, Endpoint, endpoint
 
 
 class Batch:

@@ -10,8 +10,9 @@ import pytest
 from poll_servers import FakeFleet, free_port
 
 from cdnops.model import Appliance, Inventory, PollFailure
-from cdnops.poll.fetch import HealthFetcher, endpoint
+from cdnops.poll.fetch import HealthFetcher
 from cdnops.poll.poller import Poller, PollerOptions
+from cdnops.poll.wire import endpoint
 
 FAST = PollerOptions(interval_s=1.0, timeout_s=0.5, connect_timeout_s=0.5)
 
