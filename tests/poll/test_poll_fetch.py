@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 
 import numpy as np
 import pytest
@@ -158,3 +159,31 @@ async def test_reused_connection_closed_without_answer_is_retried_once(fleet: Fa
     assert frame.failure.tolist() == [PollFailure.CONNECTION]
     assert stats.connections_retried == 1
     assert fleet.requests["x"] == 3
+
+
+async def test_connect_timeout_when_the_listener_never_accepts() -> None:
+    # A full accept queue makes the kernel drop further SYNs: the connect hangs.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        inv = Inventory((Appliance("x", "s1", f"http://127.0.0.1:{port}/a/x"),))
+        opts = PollerOptions(interval_s=1.0, timeout_s=2.0, connect_timeout_s=0.2)
+        async with Poller(inv, opts, autostart=False) as poller:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            frame = await asyncio.wait_for(poller.tick_once(), 5)
+            took = loop.time() - start
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+    assert frame.failure.tolist() == [PollFailure.TIMEOUT]
+    assert took < 1.0
