@@ -56,12 +56,13 @@ def restore(engine: DetectionEngine, path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # our own handle: np.load leaks it when the zip directory is corrupt
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             _check(engine, meta)
             arrays = {k: data[k] for k in data.files if k != "meta"}
         _apply(engine, meta, arrays)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         log.warning("detection state not restored, starting cold path=%s reason=%s", path, exc)
         engine.reset()
         return False

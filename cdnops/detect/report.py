@@ -36,6 +36,7 @@ class Reporter:
     def __init__(self, engine: DetectionEngine) -> None:
         self.engine = engine
         self._active: dict[Key, Anomaly] = {}
+        self._active_cache: tuple[Anomaly, ...] | None = None  # rebuilt only after changes
         self._gone: list[Anomaly] = []  # active anomalies of appliances removed from inventory
         self._ids: tuple[str, ...] = ()
         self._sites: tuple[str, ...] = ()
@@ -44,11 +45,14 @@ class Reporter:
     @property
     def active(self) -> tuple[Anomaly, ...]:
         """Every anomaly active after the last tick."""
-        return tuple(self._active.values())
+        if self._active_cache is None:
+            self._active_cache = tuple(self._active.values())
+        return self._active_cache
 
     def restore(self, anomalies: Iterable[Anomaly]) -> None:
         """Reinstate the anomalies that were active when the state was saved."""
         self._active = {(a.appliance, a.metric): a for a in anomalies}
+        self._active_cache = None
 
     def reindex(self, inv: Inventory, sites: tuple[str, ...], site_index: IntArray) -> None:
         """Follow the row order of a new inventory."""
@@ -60,6 +64,7 @@ class Reporter:
         """Anomalies of removed appliances are reported cleared on the next tick."""
         for key in [k for k in self._active if k[0] in ids]:
             self._gone.append(self._active.pop(key))
+            self._active_cache = None
 
     def report(self, frame: FleetFrame, v: Verdicts, m: Pair, r: Pair, s: Pair) -> DetectionResult:
         """Build this tick's result from the hysteresis transitions."""
@@ -80,6 +85,7 @@ class Reporter:
         for key in keys:
             gone = self._active.pop(key, None)
             if gone is not None:
+                self._active_cache = None
                 cleared.append(gone)
                 log.info(
                     "anomaly cleared appliance=%s site=%s metric=%s detector=%s",
@@ -90,6 +96,7 @@ class Reporter:
                 )
         for a in entered:
             self._active[(a.appliance, a.metric)] = a
+            self._active_cache = None
             log.info(
                 "anomaly entered appliance=%s site=%s metric=%s detector=%s score=%.2f: %s",
                 a.appliance,
@@ -191,6 +198,15 @@ class Reporter:
         runs = int(self.engine.service_runs[i, c])
         base = self._new(frame, i, f"service:{name}", Detector.SERVICE)
         return replace(base, value=3.0, baseline=1.0, explanation=explain.service(name, runs))
+
+
+def _cells(mask: BoolArray) -> list[tuple[int, int]]:
+    """(row, column) of the True cells; most ticks have none, so check that first."""
+    if not mask.any():
+        return []
+    if mask.ndim == 1:
+        return [(int(i), 0) for i in np.flatnonzero(mask)]
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(mask), strict=True)]
 
 
 def _opt(v: np.float32) -> float | None:

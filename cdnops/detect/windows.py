@@ -17,6 +17,7 @@ _A = TypeVar("_A", bound=npt.NDArray[Any])
 
 STATE_DTYPE = np.float32
 _HALF_SCORE_LOG10 = 5.0
+_LT_AT_1 = 0.7995  # -log10 of the normal tail at z = 1
 _LN10 = float(np.log(10.0))
 _HALF_LN_2PI = 0.5 * float(np.log(2.0 * np.pi))
 # Abramowitz & Stegun 26.2.17 (error < 7.5e-8): Q(z) = phi(z) * t * poly(t), t = 1/(1+p z).
@@ -118,48 +119,50 @@ class TemporalState:
             (`refractory_ticks`), for ranking alarms. Both are meaningless where `valid` is
             False or the series is not warmed up.
         """
-        self._seed(x, valid)
+        oldest = int(self.count.min()) if self.count.size else 0
+        if oldest == 0:
+            self._seed(x, valid)
         a, p = self.arrays, self.params
         xf = np.where(valid, x, a["mean_s"])
         vf = valid.astype(STATE_DTYPE)
         # Until a series has 1/a values, the EWMAs are plain running means (bias-corrected
         # start), and outliers are not clipped: there is no spread to clip against yet.
-        inv = np.reciprocal(self.count + np.float32(1.0), dtype=STATE_DTYPE)
-        young = self.count < _YOUNG_TICKS
+        # Once every series is old enough the weights are scalars, which saves passes.
+        weight = _Weights(self.count, oldest, vf)
         floor2 = a["mean_s"] * a["mean_s"] * np.float32(p.rel_floor2) + np.float32(p.abs_floor2)
-        z_slow, dev_s, sd_s = _zscore(xf, a["mean_s"], a["var_s"], floor2)
-        z_fast, dev_f, sd_f = _zscore(xf, a["mean_f"], a["var_f"], floor2)
+        z_slow, sd_s = _zscore(xf, a["mean_s"], a["var_s"], floor2)
+        z_fast, sd_f = _zscore(xf, a["mean_f"], a["var_f"], floor2)
         raw = np.maximum(_directed(z_slow, up, down), _directed(z_fast, up, down))
-        for mean, var, dev, sd, alpha in (
-            (a["mean_s"], a["var_s"], dev_s, sd_s, p.a_slow),
-            (a["mean_f"], a["var_f"], dev_f, sd_f, p.a_fast),
+        young = self.count < _YOUNG_TICKS if oldest < _YOUNG_TICKS else None
+        for mean, var, z, sd, alpha in (
+            (a["mean_s"], a["var_s"], z_slow, sd_s, p.a_slow),
+            (a["mean_f"], a["var_f"], z_fast, sd_f, p.a_fast),
         ):
-            lim = sd * np.float32(p.clip)
-            lim[young] = np.inf
-            _ewm_clipped(mean, var, dev, lim, np.maximum(inv, np.float32(alpha)) * vf)
-        likelihood = self._likelihood(raw, vf, inv)
+            _ewm_clipped(mean, var, z, sd, weight(alpha), p.clip, young)
+        likelihood = self._likelihood(raw, weight)
         self.count += valid
         if self.params.refractory:
             return likelihood, self._damp_repeats(likelihood, vf)
         return likelihood, likelihood
 
-    def _likelihood(self, raw: F32, vf: F32, inv: F32) -> F32:
+    def _likelihood(self, raw: F32, weight: _Weights) -> F32:
         a, p = self.arrays, self.params
         short, mean, var = a["r_short"], a["r_mean"], a["r_var"]
-        short += (raw - short) * (np.maximum(inv, np.float32(p.a_short)) * vf)
-        zr = (short - mean) / np.sqrt(var + np.float32(1e-6))
-        np.maximum(zr, 0.0, out=zr)
-        # -log10 of the tail mapped to [0, 1) without saturating, 0.5 at a tail of 1e-5,
-        # so that the most extreme scores stay ordered.
-        lt = log10_tail(zr)
-        score = lt / (lt + np.float32(_HALF_SCORE_LOG10))
+        short += (raw - short) * weight(p.a_short)
+        sd = np.sqrt(var)
+        zr = (short - mean) / (sd + np.float32(1e-3))
+        score = _likelihood_score(zr)
         # The long-run distribution learns from the raw score clipped near its bulk, so an
         # anomaly does not teach the detector that anomalies are normal.
-        d = np.minimum(raw - mean, np.float32(3.0) * np.sqrt(var) + np.float32(1.0))
-        w = np.maximum(inv, np.float32(p.a_long)) * vf
+        sd *= np.float32(3.0)
+        sd += np.float32(1.0)
+        d = np.minimum(raw - mean, sd)
+        w = weight(p.a_long)
         mean += d * w
-        var -= w * var
-        var += w * (1.0 - w) * d * d
+        var *= 1.0 - w
+        d *= d
+        d *= w * (1.0 - w)
+        var += d
         return score
 
     def _damp_repeats(self, score: F32, vf: F32) -> F32:
@@ -187,10 +190,11 @@ def _take_rows(arr: _A, rows: npt.NDArray[np.intp], keep: BoolArray, fill: objec
     return out  # type: ignore[return-value]
 
 
-def _zscore(x: F32, mean: F32, var: F32, floor2: F32) -> tuple[F32, F32, F32]:
-    dev = x - mean
+def _zscore(x: F32, mean: F32, var: F32, floor2: F32) -> tuple[F32, F32]:
     sd = np.sqrt(var + floor2)
-    return dev / sd, dev, sd
+    z = x - mean
+    z /= sd
+    return z, sd
 
 
 def _directed(z: F32, up: F32, down: F32) -> F32:
@@ -200,9 +204,44 @@ def _directed(z: F32, up: F32, down: F32) -> F32:
     return out
 
 
-def _ewm_clipped(mean: F32, var: F32, dev: F32, lim: F32, w: F32) -> None:
-    """One step of exponentially weighted mean and variance with the deviation clipped."""
-    d = np.clip(dev, -lim, lim)
-    mean += d * w
-    var -= w * var
-    var += w * (1.0 - w) * d * d
+def _ewm_clipped(
+    mean: F32, var: F32, z: F32, sd: F32, w: F32, clip: float, young: BoolArray | None
+) -> None:
+    """One step of exponentially weighted mean and variance with the deviation clipped to
+    `clip` sigmas (not for `young` series, which have no spread yet)."""
+    zc = np.clip(z, -clip, clip) if young is None else np.where(young, z, np.clip(z, -clip, clip))
+    zc *= sd  # the clipped deviation
+    mean += zc * w
+    var *= 1.0 - w
+    zc *= zc
+    zc *= w * (1.0 - w)
+    var += zc
+
+
+def _likelihood_score(zr: F32) -> F32:
+    """Map the likelihood's z to [0, 1): -log10 of the normal tail, 0.5 at a tail of 1e-5,
+    never saturating so the most extreme scores stay ordered. Below z = 1 (a tail above
+    0.16, never an alarm) a straight line stands in for the tail, which saves the work."""
+    score = np.maximum(zr, 0.0) * np.float32(_LT_AT_1)
+    far = np.flatnonzero(zr > 1.0)
+    if far.size:
+        flat = score.reshape(-1)
+        flat[far] = log10_tail(zr.reshape(-1)[far])
+    score /= score + np.float32(_HALF_SCORE_LOG10)
+    return score
+
+
+class _Weights:
+    """EWMA weights for one tick: max(a, 1/(count+1)) where a series is young, else a."""
+
+    def __init__(self, count: npt.NDArray[np.int32], oldest: int, vf: F32) -> None:
+        self.count, self.oldest, self.vf = count, oldest, vf
+        self._inv: F32 | None = None
+
+    def __call__(self, alpha: float) -> F32:
+        if self.oldest + 1 >= 1.0 / alpha:
+            out: F32 = self.vf * np.float32(alpha)
+            return out
+        if self._inv is None:
+            self._inv = np.reciprocal(self.count + np.float32(1.0), dtype=STATE_DTYPE)
+        return np.maximum(self._inv, np.float32(alpha)) * self.vf
