@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import orjson
@@ -12,7 +13,7 @@ from cdnops.model import ApplianceState, ServiceStatus
 
 _NAN = math.nan
 _REQUIRED = ("appliance", "site", "ts", "uptime_s", "state", "services", "metrics")
-_REQUIRED_SET = frozenset(_REQUIRED)
+_get_required = operator.itemgetter(*_REQUIRED)
 _NUMBER = frozenset({float, int})
 _SERVICE_CACHE_SIZE = 4096
 _PROM_PREFIX = "appliance_"
@@ -47,7 +48,7 @@ class BadBodyError(ValueError):
 class Sample(NamedTuple):
     """One good poll: metric values in column order (NaN where absent) and the rest."""
 
-    values: list[float]  # ints stay ints: numpy converts the row when it is stored
+    values: Sequence[float]  # ints stay ints: numpy converts the row when it is stored
     ts: float  # the appliance's clock (JSON) or the poll time (text)
     uptime_s: float
     state: int  # ApplianceState
@@ -62,49 +63,45 @@ class HealthParser:
         self._column = {name: j for j, name in enumerate(self.metrics)}
         self._prom_column = {_PROM_PREFIX + name: j for j, name in enumerate(self.metrics)}
         self._blank = [_NAN] * len(self.metrics)
+        self._get_tracked = _tuple_getter(self.metrics)
         self._service_cache: dict[tuple[tuple[str, object], ...], list[tuple[str, int]]] = {}
 
     def parse_json(self, body: bytes | memoryview, appliance_id: str) -> Sample:
         """Parse and validate a `/health` body; raises BadBodyError with the reason.
 
         orjson rejects NaN, Infinity and numbers that overflow a double, so every number it
-        returns is finite; what is left to check is types, done with C-level set operations
-        on the fast path and a Python loop only to word the error.
+        returns is finite; what is left to check is types. This runs once per poll, so the
+        good path uses C-level lookups and set operations; errors are worded on a slow path.
         """
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise BadBodyError(f"invalid JSON: {exc}") from None
-        if type(doc) is not dict:
-            raise BadBodyError("not a JSON object")
-        if not doc.keys() >= _REQUIRED_SET:
-            missing = [k for k in _REQUIRED if k not in doc]
-            raise BadBodyError(f"missing keys: {', '.join(missing)}")
-        if doc["appliance"] != appliance_id:
-            raise BadBodyError(f"answer is for appliance {doc['appliance']!r:.80}")
-        if type(doc["site"]) is not str:
+        try:
+            appliance, site, ts, uptime, state, services, metrics = _get_required(doc)
+        except (KeyError, TypeError, IndexError):
+            raise _shape_error(doc) from None
+        if appliance != appliance_id:
+            raise BadBodyError(f"answer is for appliance {appliance!r:.80}")
+        if type(site) is not str:
             raise BadBodyError("site is not a string")
-        state = doc["state"]
         code = STATES.get(state) if type(state) is str else None
         if code is None:
             raise BadBodyError(f"unknown state {state!r:.40}")
-        ts, uptime = doc["ts"], doc["uptime_s"]
         if type(ts) not in _NUMBER or type(uptime) not in _NUMBER:
             bad = ("ts", ts) if type(ts) not in _NUMBER else ("uptime_s", uptime)
             raise BadBodyError(f"{bad[0]} is not a finite number: {bad[1]!r:.40}")
-        return Sample(self._metrics(doc["metrics"]), ts, uptime, code, self._services(doc))
-
-    def _metrics(self, metrics: object) -> list[float]:
         if type(metrics) is not dict:
             raise BadBodyError("metrics is not an object")
         if not _NUMBER.issuperset(map(type, metrics.values())):
-            for name, value in metrics.items():
-                if type(value) not in _NUMBER:  # bool is an int subclass, not a number here
-                    raise BadBodyError(f"metric {name} is not a number: {value!r:.40}")
-        return list(map(metrics.get, self.metrics, self._blank))
+            raise _metric_error(metrics)
+        try:
+            values = self._get_tracked(metrics)  # one C call when every metric is there
+        except KeyError:
+            values = list(map(metrics.get, self.metrics, self._blank))
+        return Sample(values, ts, uptime, code, self._services(services))
 
-    def _services(self, doc: dict[str, object]) -> list[tuple[str, int]]:
-        services = doc["services"]
+    def _services(self, services: object) -> list[tuple[str, int]]:
         if type(services) is not dict:
             raise BadBodyError("services is not an object")
         # Appliances report the same few combinations poll after poll: validate each once.
@@ -144,6 +141,29 @@ class HealthParser:
             if j is not None and value - value == 0.0:
                 values[j] = value
         return Sample(values, poll_ts, uptime, ApplianceState.UNKNOWN, [])
+
+
+def _tuple_getter(keys: Sequence[str]) -> Callable[[dict[str, object]], Sequence[float]]:
+    if not keys:
+        return lambda d: ()
+    getter = operator.itemgetter(*keys)
+    if len(keys) == 1:  # itemgetter of one key returns the value, not a 1-tuple
+        return lambda d: (getter(d),)
+    return getter
+
+
+def _shape_error(doc: object) -> BadBodyError:
+    if type(doc) is not dict:
+        return BadBodyError("not a JSON object")
+    missing = [k for k in _REQUIRED if k not in doc]
+    return BadBodyError(f"missing keys: {', '.join(missing)}")
+
+
+def _metric_error(metrics: dict[str, object]) -> BadBodyError:
+    for name, value in metrics.items():
+        if type(value) not in _NUMBER:  # bool is an int subclass, not a number here
+            return BadBodyError(f"metric {name} is not a number: {value!r:.40}")
+    return BadBodyError("metrics hold a value that is not a number")
 
 
 def _services(services: object) -> list[tuple[str, int]]:

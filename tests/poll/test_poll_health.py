@@ -138,3 +138,12 @@ def test_prometheus_text_errors(parser: HealthParser, text: bytes, message: str)
     with pytest.raises(BadBodyError) as info:
         parser.parse_prometheus(text, poll_ts=0.0)
     assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("tracked", "expected"),
+    [((), []), (("cpu_util",), [0.5]), (("cpu_util", "nope"), [0.5, None])],
+)
+def test_any_number_of_tracked_metrics(tracked: tuple[str, ...], expected: list[float]) -> None:
+    values = list(HealthParser(tracked).parse_json(body(), "a1").values)
+    assert [None if isinstance(v, float) and math.isnan(v) else v for v in values] == expected
