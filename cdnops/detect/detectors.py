@@ -59,7 +59,7 @@ def _sorted_median(block: F32) -> tuple[F32, npt.NDArray[np.intp]]:
     a = np.take_along_axis(s, lo[..., None], axis=-1)[..., 0]
     b = np.take_along_axis(s, hi[..., None], axis=-1)[..., 0]
     med: F32 = (0.5 * (a + b)).astype(STATE_DTYPE, copy=False)
-    med[count == 0] = np.nan
+    np.copyto(med, np.float32(np.nan), where=count == 0)
     return med, count
 
 
@@ -86,7 +86,7 @@ def compare_peers(
     np.maximum(sigma, np.float32(p.abs_floor), out=sigma)
     site = groups.site_index
     z = (x - med[site]) / sigma[site]
-    z[~(ok & columns) | (count[site] < p.min_peers)] = np.nan
+    np.copyto(z, np.float32(np.nan), where=~(ok & columns) | (count[site] < p.min_peers))
     return PeerView(z=z, median=med, count=count)
 
 
@@ -126,7 +126,7 @@ class TrendState:
         """Projected seconds until the level reaches `ceiling`; inf when not rising."""
         with np.errstate(divide="ignore", invalid="ignore"):
             t = (ceiling - self.level) / self.slope * np.float32(tick_s)
-        t[~(self.slope > 0)] = np.inf
+        np.copyto(t, np.inf, where=~(self.slope > 0))
         return t.astype(STATE_DTYPE, copy=False)
 
 

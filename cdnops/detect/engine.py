@@ -150,7 +150,7 @@ class DetectionEngine:
         likelihood, score = self.temporal.update(x, learn, cols.up, cols.down)
         baseline_ok = learn & (self.temporal.count > cfg.warmup_ticks)
         temporal = baseline_ok & (likelihood >= np.float32(cfg.temporal.threshold)) & cols.temporal
-        score[~(baseline_ok & cols.temporal)] = np.nan
+        np.copyto(score, np.float32(np.nan), where=~(baseline_ok & cols.temporal))
         bounds = learn & ((x > cols.above) | (x < cols.below))
         counter = learn & (x > cols.counter_limit)
         peers = np.zeros_like(valid)
@@ -172,7 +172,7 @@ class DetectionEngine:
             sub = score[:, cols.trend_cols]
             score[:, cols.trend_cols] = np.fmax(sub, np.where(learn[:, cols.trend_cols], near, sub))
         hard = bounds | counter
-        score[hard] = 1.0
+        np.copyto(score, np.float32(1.0), where=hard)
         return Verdicts(x, valid, temporal, peers, bounds, counter, trend, eta, view, score)
 
     def _trend(self, x: F32, learn: BoolArray) -> tuple[BoolArray, F32]:

@@ -150,7 +150,7 @@ class TemporalState:
         short, mean, var = a["r_short"], a["r_mean"], a["r_var"]
         short += (raw - short) * weight(p.a_short)
         sd = np.sqrt(var)
-        zr = (short - mean) / (sd + np.float32(1e-3))
+        zr = ((short - mean) / (sd + np.float32(1e-3))).astype(STATE_DTYPE, copy=False)
         score = _likelihood_score(zr)
         # The long-run distribution learns from the raw score clipped near its bulk, so an
         # anomaly does not teach the detector that anomalies are normal.
