@@ -137,6 +137,53 @@ async def measure(inventory: Inventory, args: argparse.Namespace) -> dict[str, f
     }
 
 
+class _BareClient(asyncio.Protocol):
+    """The floor: send a GET, count any answer bytes as a response, send again."""
+
+    def __init__(self, request: bytes, left: list[int], done: asyncio.Future[None]) -> None:
+        self.request, self.left, self.done = request, left, done
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.left[0] -= 1
+        if self.left[0] <= 0:
+            if not self.done.done():
+                self.done.set_result(None)
+        elif self.transport is not None:
+            self.transport.write(self.request)
+
+
+async def baseline(inventory: Inventory, requests: int = 20_000, connections: int = 16) -> float:
+    """CPU per request of a bare asyncio keep-alive GET loop (no parsing): this machine's floor.
+
+    Assumes each answer arrives in one read, as it does for small bodies on loopback.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    left = [requests]
+    first = inventory.appliances[0]
+    parts = first.url.split("/", 3)
+    host, port = parts[2].rsplit(":", 1)
+    request = f"GET /{parts[3]}/health HTTP/1.1\r\nHost: {parts[2]}\r\n\r\n".encode()
+    cpu0 = time.process_time()
+    transports = []
+    for _ in range(connections):
+        t, _ = await loop.create_connection(
+            lambda: _BareClient(request, left, done), host, int(port)
+        )
+        transports.append(t)
+    await asyncio.wait_for(done, 60)
+    cpu = time.process_time() - cpu0
+    for t in transports:
+        t.close()
+    return cpu / requests * 1e6
+
+
 # The minimal fleet server (`--server mini`): the contract's health JSON, nothing else.
 # Bodies are pre-rendered templates and the socket is shared by two worker processes
 # (SO_REUSEPORT), so that the server is not what limits the poller being measured.
@@ -231,6 +278,7 @@ def main() -> int:
         inventory_path = Path(tmp) / "inventory.yaml"
         with fleet_process(kind, args.appliances, free_port(), inventory_path):
             inventory = load_inventory(inventory_path)
+            floor_us = asyncio.run(baseline(inventory))
             result = asyncio.run(measure(inventory, args))
     print(
         f"appliances={len(inventory.appliances)} interval_s={args.interval} ticks={args.ticks}\n"
@@ -239,7 +287,9 @@ def main() -> int:
         f"tick_lag_p50_ms={result['lag_p50_ms']:.1f} tick_lag_p99_ms={result['lag_p99_ms']:.1f}\n"
         f"polls={result['polls']} failed={result['failed']} "
         f"not_polled_cells={result['not_polled_cells']} cpu_s={result['cpu_s']:.2f} "
-        f"wall_s={result['wall_s']:.2f} connections_opened={result['connections_opened']}"
+        f"wall_s={result['wall_s']:.2f} connections_opened={result['connections_opened']}\n"
+        f"baseline: a bare asyncio keep-alive GET loop (no parsing) costs {floor_us:.1f} us CPU "
+        "per request on this machine now"
     )
     return 0
 
