@@ -29,14 +29,18 @@ from cdnops.config.inventory import load_inventory
 from cdnops.config.secrets import Secret
 from cdnops.config.settings import Settings, load_settings
 from cdnops.detect.engine import DetectionEngine
-from cdnops.errors import ConfigError
+from cdnops.errors import ConfigError, StoreError
+from cdnops.incidents.events import EventBus
+from cdnops.incidents.tracker import IncidentTracker
 from cdnops.logfmt import setup_logging
 from cdnops.model import DetectionResult, FleetFrame, Inventory
 from cdnops.poll.poller import Poller, PollerOptions
+from cdnops.store.db import Store
 
 log = logging.getLogger("cdnops.app")
 
 DETECT_STATE_FILE = "detect-state.npz"
+STORE_FILE = "cdnops.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,7 @@ def poller_options(settings: Settings) -> PollerOptions:
 
 # Settings that a SIGHUP cannot change on a running daemon (the rest is swapped live).
 RESTART_ONLY = ("instance", "state_dir", "poll", "http", "detect", "shutdown_grace_s")
+# `incidents` is swapped live, except its triage pool and history size (see docs/incidents.md).
 
 
 class Daemon:
@@ -87,6 +92,9 @@ class Daemon:
         self._reload = asyncio.Event()
         self._latest_result: DetectionResult | None = None
         self._poller: Poller | None = None
+        self._tracker: IncidentTracker | None = None
+        self._ticked = asyncio.Condition()
+        self.ticks = 0
         self.http_port: int | None = None
         self.ready = asyncio.Event()
 
@@ -98,6 +106,20 @@ class Daemon:
         """Ask the daemon to re-read its config and inventory (what SIGHUP does)."""
         self._reload.set()
 
+    @property
+    def tracker(self) -> IncidentTracker:
+        """The incident tracker (once running)."""
+        if self._tracker is None:
+            raise RuntimeError("the daemon is not running")
+        return self._tracker
+
+    async def wait_ticks(self, n: int) -> int:
+        """Wait until `n` more ticks went through detection and incidents; returns the count."""
+        async with self._ticked:
+            target = self.ticks + n
+            await self._ticked.wait_for(lambda: self.ticks >= target)
+            return self.ticks
+
     def _latest(self) -> tuple[FleetFrame | None, DetectionResult | None]:
         frame = self._poller.latest if self._poller else None
         return frame, self._latest_result
@@ -107,6 +129,11 @@ class Daemon:
         settings = self.loaded.settings
         engine = await asyncio.to_thread(self._restore_engine)
         async with AsyncExitStack() as stack:
+            # the store's connection belongs to the loop's thread; opening it is quick
+            store = stack.enter_context(self._open_store())
+            self._tracker = stack.enter_context(
+                IncidentTracker(settings.incidents, store, EventBus(self.registry))
+            )
             http = await stack.enter_async_context(
                 HttpServer(
                     host=settings.http.listen,
@@ -165,7 +192,20 @@ class Daemon:
                 continue
             self._latest_result = result
             self.metrics.detection_done(result)
+            self._track(frame, result)
+            async with self._ticked:
+                self.ticks += 1
+                self._ticked.notify_all()
             http.set_ready()
+
+    def _track(self, frame: FleetFrame, result: DetectionResult) -> None:
+        """Feed the incident tracker; a failure there must not stop detection or polling."""
+        if self._tracker is None:
+            return
+        try:
+            self._tracker.update(frame, result)
+        except Exception:
+            log.exception("incident tracking failed on tick %d; skipping it", frame.seq)
 
     async def _reload_loop(self, poller: Poller) -> None:
         while True:
@@ -192,7 +232,10 @@ class Daemon:
         old_ids = {a.id for a in old.inventory.appliances}
         new_ids = {a.id for a in new.inventory.appliances}
         poller.replace_inventory(new.inventory)
-        self.loaded = Loaded(old.settings, new.inventory, new.token)
+        if self._tracker is not None:
+            self._tracker.reload(new.settings.incidents)
+        kept = old.settings.model_copy(update={"incidents": new.settings.incidents})
+        self.loaded = Loaded(kept, new.inventory, new.token)
         setup_logging(new.settings.logging.level, new.settings.logging.format)
         self.metrics.config_reloaded(ok=True)
         log.info(
@@ -201,6 +244,11 @@ class Daemon:
             len(new_ids - old_ids),
             len(old_ids - new_ids),
         )
+
+    def _open_store(self) -> Store:
+        state_dir = self.loaded.settings.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return Store(state_dir / STORE_FILE)
 
     def _state_path(self) -> Path:
         return self.loaded.settings.state_dir / DETECT_STATE_FILE
@@ -252,6 +300,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(loaded.settings.logging.level, loaded.settings.logging.format)
     started = time.monotonic()
-    code = asyncio.run(serve(config_path, loaded))
+    try:
+        code = asyncio.run(serve(config_path, loaded))
+    except (StoreError, OSError) as exc:
+        log.error("cannot run: %s", exc)
+        return 1
     log.info("exit %d after %.0fs", code, time.monotonic() - started)
     return code

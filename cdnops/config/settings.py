@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from cdnops.config.detect import DetectConfig
+from cdnops.config.incidents import IncidentsConfig
 from cdnops.config.issues import LocatedValueError, issues_from_validation, render
 from cdnops.config.secrets import SecretSource, resolve_path
 from cdnops.config.yamlload import YamlDocument, load_yaml
@@ -119,6 +120,7 @@ class Settings(_Model):
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     detect: DetectConfig = Field(default_factory=DetectConfig)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
 
     @field_validator("instance")
     @classmethod

@@ -20,6 +20,8 @@ DOCUMENTED_ELSEWHERE = {"detect": "docs/detection.md"}
 # Alternatives that cannot be set at the same time as the one the example uses: shown
 # commented out (`# file: ...`).
 COMMENTED_ALTERNATIVES = {"appliance_token.file"}
+# Lists of items whose default is empty: their item keys are shown in a commented example.
+COMMENTED_EXAMPLES = {"incidents.silences"}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -34,7 +36,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
         path = f"{prefix}{name}"
         yield path
         sub = _model_of(info.annotation)
-        if sub is not None and path not in DOCUMENTED_ELSEWHERE:
+        if sub is not None and path not in DOCUMENTED_ELSEWHERE.keys() | COMMENTED_EXAMPLES:
             yield from _keys(sub, f"{path}.")
 
 
@@ -95,6 +97,17 @@ def test_every_key_has_a_comment_above_it() -> None:
         if not (commented(path) or covered):
             uncommented.append(path)
     assert uncommented == []
+
+
+def test_commented_examples_show_every_item_key() -> None:
+    text = EXAMPLE.read_text()
+    for path in COMMENTED_EXAMPLES:
+        model = _model_of(Settings.model_fields[path.split(".")[0]].annotation)
+        assert model is not None
+        items = _model_of(model.model_fields[path.split(".")[1]].annotation)
+        assert items is not None
+        for key in items.model_fields:
+            assert f"#     {key}:" in text or f"#   - {key}:" in text, f"{path}.{key}"
 
 
 def test_detect_section_points_at_its_docs() -> None:
