@@ -17,6 +17,7 @@ import logging
 import os
 import platform
 import pstats
+import resource
 import socket
 import subprocess
 import sys
@@ -109,6 +110,7 @@ async def measure(inventory: Inventory, args: argparse.Namespace) -> dict[str, f
             await asyncio.wait_for(poller.frames.get(), deadline)
         before = poller.stats
         cpu0, wall0 = time.process_time(), time.perf_counter()
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
         if profiler:
             profiler.enable()
         lags, not_polled = [], 0
@@ -119,12 +121,15 @@ async def measure(inventory: Inventory, args: argparse.Namespace) -> dict[str, f
         if profiler:
             profiler.disable()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
         after = poller.stats
     polls = sum(after.polls.values()) - sum(before.polls.values())
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     return {
         "cpu_us_per_poll": cpu / max(polls, 1) * 1e6,
+        "user_us_per_poll": (usage1.ru_utime - usage0.ru_utime) / max(polls, 1) * 1e6,
+        "sys_us_per_poll": (usage1.ru_stime - usage0.ru_stime) / max(polls, 1) * 1e6,
         "polls_per_s": polls / wall,
         "polls": polls,
         "failed": polls - (after.polls["ok"] - before.polls["ok"]),
@@ -283,6 +288,7 @@ def main() -> int:
     print(
         f"appliances={len(inventory.appliances)} interval_s={args.interval} ticks={args.ticks}\n"
         f"cpu_us_per_poll={result['cpu_us_per_poll']:.1f} "
+        f"(user {result['user_us_per_poll']:.1f} + system {result['sys_us_per_poll']:.1f}) "
         f"polls_per_s={result['polls_per_s']:.0f} "
         f"tick_lag_p50_ms={result['lag_p50_ms']:.1f} tick_lag_p99_ms={result['lag_p99_ms']:.1f}\n"
         f"polls={result['polls']} failed={result['failed']} "
