@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,18 @@ from typing import IO
 import orjson
 
 Record = dict[str, object]
+log = logging.getLogger(__name__)
+# The fields worth a log line; the rest (params, bodies, appliance lists) stay in the file.
+LOGGED = (
+    "fault_id",
+    "kind",
+    "target",
+    "appliance",
+    "action",
+    "action_id",
+    "status",
+    "answer_status",
+)
 
 
 class TruthLog:
@@ -50,6 +63,9 @@ class TruthLog:
             self._file.flush()
         self._changed.set()
         self._changed = asyncio.Event()
+        if log.isEnabledFor(logging.INFO):
+            fields_text = " ".join(f"{k}={record[k]}" for k in LOGGED if record.get(k) is not None)
+            log.info("sim %s %s", event, fields_text)
         return record
 
     async def wait_for(
