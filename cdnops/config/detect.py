@@ -29,6 +29,7 @@ class MetricRule(_Frozen):
     temporal: bool = True  # the value against its own past
     peers: bool = True  # the value against its site's other appliances
     traffic: bool = False  # expected to move when an appliance is drained or in maintenance
+    min_sigma: float = Field(default=0.0, ge=0)  # smallest spread that matters, in its units
 
 
 class Bound(_Frozen):
@@ -78,6 +79,7 @@ class TemporalConfig(_Frozen):
     short_ticks: PositiveTicks = 4  # averaging of the raw score before the likelihood
     long_ticks: PositiveTicks = 2000  # long-run distribution of the raw score
     threshold: float = Field(default=0.5, gt=0, le=1)  # score at which the detector fires
+    min_z: float = Field(default=4.0, ge=0)  # and only if the value is this many sigmas off
     refractory_ticks: int = Field(default=300, ge=0, le=100_000)  # damp re-alarms after a firing
 
 
@@ -86,6 +88,9 @@ class PeersConfig(_Frozen):
 
     enabled: bool = True
     z: float = Field(default=6.0, gt=0)  # robust z-score (site median and MAD) that fires
+    # a temporal anomaly on a traffic metric also needs this peers z-score: demand moves a
+    # whole site (diurnal cycle, surge), which is no appliance's anomaly
+    confirm_z: float = Field(default=3.0, ge=0)
     min_peers: int = Field(default=4, ge=2)  # fewer valid serving peers: no verdict
     rel_floor: float = Field(default=0.02, ge=0)  # MAD never below this fraction of the median
     abs_floor: float = Field(default=1e-6, ge=0)
@@ -120,18 +125,18 @@ class ServicesConfig(_Frozen):
 def _default_rules() -> dict[str, MetricRule]:
     up, down = Direction.UP, Direction.DOWN
     return {
-        "cpu_util": MetricRule(direction=up),
-        "mem_util": MetricRule(direction=up),
+        "cpu_util": MetricRule(direction=up, traffic=True, min_sigma=0.02),
+        "mem_util": MetricRule(direction=up, min_sigma=0.01),
         "egress_gbps": MetricRule(traffic=True),
         "active_connections": MetricRule(traffic=True),
-        "cache_hit_ratio": MetricRule(direction=down, traffic=True),
-        "http_5xx_ratio": MetricRule(direction=up),
-        "origin_latency_p99_ms": MetricRule(direction=up),
-        "tcp_retransmit_ratio": MetricRule(direction=up),
-        "temperature_c": MetricRule(direction=up),
+        "cache_hit_ratio": MetricRule(direction=down, traffic=True, min_sigma=0.01),
+        "http_5xx_ratio": MetricRule(direction=up, min_sigma=0.002),
+        "origin_latency_p99_ms": MetricRule(direction=up, min_sigma=5.0),
+        "tcp_retransmit_ratio": MetricRule(direction=up, min_sigma=0.002),
+        "temperature_c": MetricRule(direction=up, min_sigma=1.0),
         "requests_total": MetricRule(traffic=True),
         "disk_errors_total": MetricRule(direction=up, temporal=False, peers=False),
-        "nic_errors_total": MetricRule(direction=up),
+        "nic_errors_total": MetricRule(direction=up, min_sigma=0.1),
     }
 
 

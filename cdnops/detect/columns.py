@@ -23,6 +23,7 @@ class Columns:
     temporal: BoolArray
     peers: BoolArray
     traffic: BoolArray
+    min_var: F32  # squared sigma floor: the smallest spread that matters, per metric
     above: F32  # NaN where there is no upper bound
     below: F32
     counter_limit: F32  # NaN where the counter detector is off
@@ -48,6 +49,7 @@ class Columns:
             temporal=np.array([r.temporal and cfg.temporal.enabled for r in rules], np.bool_),
             peers=np.array([r.peers and cfg.peers.enabled for r in rules], np.bool_),
             traffic=np.array([r.traffic for r in rules], np.bool_),
+            min_var=vec([max(r.min_sigma, cfg.temporal.abs_floor) ** 2 for r in rules]),
             above=vec([b.above if b else None for b in bounds]),
             below=vec([b.below if b else None for b in bounds]),
             counter_limit=vec([cfg.counters.get(name) for name in metrics]),

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cdnops.config.detect import DetectConfig
+from cdnops.detect.columns import Columns
 from cdnops.detect.windows import F32, STATE_DTYPE
 from cdnops.model import BoolArray, CodeArray, IntArray, PollFailure, ServiceStatus
 
@@ -73,17 +74,19 @@ class PeerView:
 
 
 def compare_peers(
-    groups: SiteGroups, x: F32, ok: BoolArray, cfg: DetectConfig, columns: BoolArray
+    groups: SiteGroups, x: F32, ok: BoolArray, cfg: DetectConfig, cols: Columns
 ) -> PeerView:
     """Robust z of each value against its site's median and MAD at this tick.
 
     `ok` marks the values that may be part of a site's baseline (valid, serving);
     sites with fewer than `min_peers` of them give no verdict.
     """
+    columns = cols.peers
     med, mad, count = groups.medians(x, ok & columns)
     p = cfg.peers
     sigma = np.maximum(mad * np.float32(_MAD_TO_SIGMA), np.abs(med) * np.float32(p.rel_floor))
     np.maximum(sigma, np.float32(p.abs_floor), out=sigma)
+    np.maximum(sigma, np.sqrt(cols.min_var), out=sigma)
     site = groups.site_index
     z = (x - med[site]) / sigma[site]
     np.copyto(z, np.float32(np.nan), where=~(ok & columns) | (count[site] < p.min_peers))
@@ -98,6 +101,10 @@ class TrendState:
         self.slope = np.zeros(shape, STATE_DTYPE)  # per tick
         self.count = np.zeros(shape, np.int32)
         self.resid = np.zeros(shape, STATE_DTYPE)  # variance of the one-step forecast error
+        # the slope averaged 4x longer: a step raises the short slope for a while, this one
+        # only by step / (4 ticks); a leak raises both for good
+        self.slope_slow = np.zeros(shape, STATE_DTYPE)
+        self.gamma = np.float32(1.0 / (4 * ticks))
         self.alpha = np.float32(2.0 / (ticks + 1))
         self.beta = np.float32(2.0 / (ticks + 1))
 
@@ -113,20 +120,22 @@ class TrendState:
         slope = self.slope + self.beta * ((level - self.level) - self.slope)
         np.copyto(self.level, level, where=step)
         np.copyto(self.slope, slope, where=step)
+        self.slope_slow += self.gamma * (self.slope - self.slope_slow) * step
         self.count += valid
 
     def steady(self, ticks: int) -> BoolArray:
         """Whether the rise over `ticks` stands out of the noise (3 sigma of the forecast
         error); near a ceiling, noise alone would otherwise project a crossing."""
-        rise = self.slope * np.float32(ticks)
+        rise = np.minimum(self.slope, self.slope_slow) * np.float32(ticks)
         out: BoolArray = rise > np.float32(3.0) * np.sqrt(self.resid)
         return out
 
     def seconds_to(self, ceiling: F32, tick_s: float) -> F32:
         """Projected seconds until the level reaches `ceiling`; inf when not rising."""
+        slope = np.minimum(self.slope, self.slope_slow)
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = (ceiling - self.level) / self.slope * np.float32(tick_s)
-        np.copyto(t, np.inf, where=~(self.slope > 0))
+            t = (ceiling - self.level) / slope * np.float32(tick_s)
+        np.copyto(t, np.inf, where=~(slope > 0))
         return t.astype(STATE_DTYPE, copy=False)
 
 

@@ -147,25 +147,29 @@ class DetectionEngine:
         x, valid = self._values(frame)
         serving = frame.state == ApplianceState.SERVING
         learn = valid & ~(~serving[:, None] & cols.traffic)
-        likelihood, score = self.temporal.update(x, learn, cols.up, cols.down)
+        t = cfg.temporal
+        likelihood, score, surprise = self.temporal.update(
+            x, learn, cols.up, cols.down, cols.min_var
+        )
         baseline_ok = learn & (self.temporal.count > cfg.warmup_ticks)
-        temporal = baseline_ok & (likelihood >= np.float32(cfg.temporal.threshold)) & cols.temporal
+        # improbable *and* far from the baseline: a quiet series' small wobble is improbable
+        # but not worth an operator's attention
+        temporal = baseline_ok & (likelihood >= np.float32(t.threshold)) & cols.temporal
+        temporal &= surprise >= np.float32(t.min_z)
         np.copyto(score, np.float32(np.nan), where=~(baseline_ok & cols.temporal))
         bounds = learn & ((x > cols.above) | (x < cols.below))
         counter = learn & (x > cols.counter_limit)
         peers = np.zeros_like(valid)
         view = None
-        groups = self._groups
-        if (
-            cfg.peers.enabled
-            and groups
-            and groups.width >= cfg.peers.min_peers
-            and cols.peers.any()
-        ):
-            view = compare_peers(groups, x, learn & serving[:, None], cfg, cols.peers)
+        peers = np.zeros_like(valid)
+        view = self._peers(x, learn & serving[:, None])
+        if view is not None:
             dz = np.fmax(view.z * cols.up, -view.z * cols.down)
             peers = dz >= np.float32(cfg.peers.z)
             np.fmax(score, dz * dz / (dz * dz + np.float32(cfg.peers.z) ** 2), out=score)
+            # traffic moves with demand, site-wide: only departures from the site count
+            confirmed = (dz >= np.float32(cfg.peers.confirm_z)) | np.isnan(view.z)
+            temporal &= confirmed | ~cols.traffic
         trend, eta = self._trend(x, learn)
         if len(cols.trend_cols):
             near = np.clip(1.0 - eta / (2.0 * cols.horizon_s), 0.0, 1.0)
@@ -174,6 +178,15 @@ class DetectionEngine:
         hard = bounds | counter
         np.copyto(score, np.float32(1.0), where=hard)
         return Verdicts(x, valid, temporal, peers, bounds, counter, trend, eta, view, score)
+
+    def _peers(self, x: F32, ok: BoolArray) -> PeerView | None:
+        """The site comparison, when some site is large enough for a verdict."""
+        cfg, groups = self.config, self._groups
+        if not cfg.peers.enabled or groups is None or not self.cols.peers.any():
+            return None
+        if groups.width < cfg.peers.min_peers:
+            return None
+        return compare_peers(groups, x, ok, cfg, self.cols)
 
     def _trend(self, x: F32, learn: BoolArray) -> tuple[BoolArray, F32]:
         tc = self.cols.trend_cols
@@ -205,7 +218,7 @@ class DetectionEngine:
     def _take(self, rows: np.ndarray, keep: BoolArray, ids: tuple[str, ...]) -> None:
         safe = np.where(keep, rows, 0)
         self.temporal.take(safe, keep)
-        for name in ("level", "slope", "count", "resid"):
+        for name in ("level", "slope", "count", "resid", "slope_slow"):
             arr = getattr(self.trend, name)
             new = np.zeros((len(ids), *arr.shape[1:]), arr.dtype)
             new[keep] = arr[safe[keep]]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cdnops.detect.engine import DetectionEngine
 
 log = logging.getLogger("cdnops.detect")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def _arrays(engine: DetectionEngine) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def _arrays(engine: DetectionEngine) -> dict[str, Any]:
     out: dict[str, Any] = {f"temporal.{k}": v for k, v in t.arrays.items()}
     out |= {"temporal.count": t.count, "temporal.seeded": t.seeded}
     out |= {"trend.level": tr.level, "trend.slope": tr.slope, "trend.count": tr.count}
-    out |= {"trend.resid": tr.resid}
+    out |= {"trend.resid": tr.resid, "trend.slope_slow": tr.slope_slow}
     out |= {"reach_runs": engine.reach_runs, "service_runs": engine.service_runs}
     for name in ("h_metric", "h_reach", "h_service"):
         h = getattr(engine, name)
@@ -101,6 +101,7 @@ def _assign(engine: DetectionEngine, arrays: dict[str, Any]) -> None:
     t.count, t.seeded = arrays["temporal.count"].copy(), arrays["temporal.seeded"].copy()
     tr.level, tr.slope = arrays["trend.level"].copy(), arrays["trend.slope"].copy()
     tr.count, tr.resid = arrays["trend.count"].copy(), arrays["trend.resid"].copy()
+    tr.slope_slow = arrays["trend.slope_slow"].copy()
     engine.reach_runs = arrays["reach_runs"].copy()
     engine.service_runs = arrays["service_runs"].copy()
     for name in ("h_metric", "h_reach", "h_service"):

@@ -156,7 +156,8 @@ class Reporter:
     ) -> tuple[Detector, float, str]:
         e = self.engine
         ceiling = float(e.cols.ceiling[k])
-        per_h = float(e.trend.slope[i, k]) / (e.tick_s or 1.0) * 3600.0
+        slope = min(float(e.trend.slope[i, k]), float(e.trend.slope_slow[i, k]))
+        per_h = slope / (e.tick_s or 1.0) * 3600.0
         text = explain.trend(metric, value, per_h, ceiling, float(v.eta_s[i, k]))
         return Detector.TREND, ceiling, text
 
@@ -171,7 +172,8 @@ class Reporter:
             ("mean_f", "var_f", cfg.fast_ticks),
         ):
             mean, var = float(a[mean_k][i, j]), float(a[var_k][i, j])
-            sd = math.sqrt(var + mean * mean * p.rel_floor2 + p.abs_floor2)
+            floor2 = max(p.abs_floor2, float(e.cols.min_var[j]))
+            sd = math.sqrt(var + mean * mean * p.rel_floor2 + floor2)
             z = (value - mean) / sd if sd > 0 else 0.0
             bad = max(z * float(e.cols.up[j]), -z * float(e.cols.down[j]))
             if best is None or bad > best[0]:

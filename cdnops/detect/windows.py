@@ -105,19 +105,23 @@ class TemporalState:
             a[k][new] = 0.0
         self.seeded |= new
 
-    def update(self, x: F32, valid: BoolArray, up: F32, down: F32) -> tuple[F32, F32]:
+    def update(
+        self, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32 | None = None
+    ) -> tuple[F32, F32, F32]:
         """Score this tick's values, then learn from them.
 
         Args:
             x: values (n, m); anything where `valid` is False is ignored.
             valid: which cells hold a value to score and learn from.
             up: (m,) 1 where a rise is bad, else 0; `down` likewise for a drop.
+            min_var: (m,) floor of the variance per column (default: `abs_floor` squared).
 
         Returns:
-            (likelihood, score), both in [0, 1]: the likelihood says whether the series is
-            anomalous now; the score is the likelihood with re-alarms of an episode damped
-            (`refractory_ticks`), for ranking alarms. Both are meaningless where `valid` is
-            False or the series is not warmed up.
+            (likelihood, score, surprise): the likelihood in [0, 1] says whether the series
+            is anomalous now; the score is the likelihood with re-alarms of an episode
+            damped (`refractory_ticks`), for ranking alarms; the surprise is the larger
+            direction-aware z-score of the two baselines. All are meaningless where `valid`
+            is False or the series is not warmed up.
         """
         oldest = int(self.count.min()) if self.count.size else 0
         if oldest == 0:
@@ -129,7 +133,8 @@ class TemporalState:
         # start), and outliers are not clipped: there is no spread to clip against yet.
         # Once every series is old enough the weights are scalars, which saves passes.
         weight = _Weights(self.count, oldest, vf)
-        floor2 = a["mean_s"] * a["mean_s"] * np.float32(p.rel_floor2) + np.float32(p.abs_floor2)
+        floor2 = a["mean_s"] * a["mean_s"] * np.float32(p.rel_floor2)
+        floor2 += np.float32(p.abs_floor2) if min_var is None else min_var
         z_slow, sd_s = _zscore(xf, a["mean_s"], a["var_s"], floor2)
         z_fast, sd_f = _zscore(xf, a["mean_f"], a["var_f"], floor2)
         raw = np.maximum(_directed(z_slow, up, down), _directed(z_fast, up, down))
@@ -142,8 +147,8 @@ class TemporalState:
         likelihood = self._likelihood(raw, weight)
         self.count += valid
         if self.params.refractory:
-            return likelihood, self._damp_repeats(likelihood, vf)
-        return likelihood, likelihood
+            return likelihood, self._damp_repeats(likelihood, vf), raw
+        return likelihood, likelihood, raw
 
     def _likelihood(self, raw: F32, weight: _Weights) -> F32:
         a, p = self.arrays, self.params

@@ -130,8 +130,8 @@ def test_explanation_of_a_constructed_temporal_anomaly(caplog: pytest.LogCapture
         r = engine.update(maker.frame(np.array([[412.0]])))
     (a,) = r.entered
     assert a.explanation == (
-        # baseline: 84 +/- 4 before; the two outliers moved it only by the clipped step
-        "origin_latency_p99_ms 412 is 74.4 sigma above its 2.8 h baseline 84.2 +/- 4.41"
+        # baseline 84 +/- 4 (5 ms floor); the two outliers moved it only by the clipped step
+        "origin_latency_p99_ms 412 is 46.8 sigma above its 2.8 h baseline 84.4 +/- 7"
     )
     assert caplog.messages == [
         "anomaly entered appliance=sea01-oca-000 site=sea01 metric=origin_latency_p99_ms "
