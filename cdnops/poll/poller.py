@@ -157,7 +157,7 @@ class Poller:
             self._loop_task.cancel()
             await asyncio.wait([self._loop_task])
         for target in self._pending:
-            target.in_flight = False
+            _settle(target)
         self._pending.clear()
         if self._active:
             self._idle = asyncio.get_running_loop().create_future()
@@ -232,17 +232,16 @@ class Poller:
         except Exception:
             log.exception("poll result not recorded appliance=%s", target.appliance.id)
         finally:
-            target.in_flight = False
+            _settle(target)
             self._finish_slot()
-            batch = target.batch
-            if batch is not None:
-                target.batch = None
-                batch.one_done()
 
     def _finish_slot(self) -> None:
-        if self._pending and self._state is _State.RUNNING:
-            self._launch(self._pending.popleft())
-            return
+        while self._pending and self._state is _State.RUNNING:
+            target = self._pending.popleft()
+            if not target.removed:
+                self._launch(target)
+                return
+            _settle(target)  # dropped from the inventory while it waited for a slot
         self._active -= 1
         if self._active == 0 and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
@@ -370,3 +369,12 @@ class Poller:
             connections_reused=fetch.reused if fetch else 0,
             connections_retried=fetch.retried if fetch else 0,
         )
+
+
+def _settle(target: Target) -> None:
+    """The target's poll is over (done, dropped or never started): free it for the next."""
+    target.in_flight = False
+    batch = target.batch
+    if batch is not None:
+        target.batch = None
+        batch.one_done()

@@ -229,3 +229,32 @@ async def test_misuse_is_a_clear_error(fleet: FakeFleet) -> None:
 def test_invalid_options_are_reported_together() -> None:
     with pytest.raises(ValueError, match="interval_s must be > 0; concurrency must be >= 1"):
         PollerOptions(interval_s=0, concurrency=0)
+
+
+async def test_stop_settles_polls_still_waiting_for_a_slot(fleet: FakeFleet) -> None:
+    ids = [f"g{i}" for i in range(4)]
+    fleet.behaviour.update(dict.fromkeys(ids, "gated"))
+    opts = PollerOptions(timeout_s=5.0, concurrency=1)
+    async with Poller(fleet.inventory(ids), opts, autostart=False) as poller:
+        tick = asyncio.create_task(poller.tick_once())
+        await fleet.wait_for(lambda: fleet.all_in_flight == 1)
+        await asyncio.wait_for(poller.stop(grace_s=0.1), 5)
+        frame = await asyncio.wait_for(tick, 2)  # the three that never started do not hang it
+    assert sum(fleet.requests.values()) == 1
+    assert frame.n == 4
+
+
+async def test_removed_appliance_waiting_for_a_slot_is_not_polled(fleet: FakeFleet) -> None:
+    fleet.behaviour.update(dict.fromkeys(["a", "b", "c"], "gated"))
+    opts = PollerOptions(timeout_s=5.0, concurrency=1)
+    async with Poller(fleet.inventory(["a", "b", "c"]), opts, autostart=False) as poller:
+        order = list(poller.phases())
+        tick = asyncio.create_task(poller.tick_once())
+        await fleet.wait_for(lambda: fleet.all_in_flight == 1)
+        first = next(i for i in order if fleet.requests[i] == 1)
+        waiting = [i for i in order if i != first]
+        poller.replace_inventory(fleet.inventory([first, waiting[1]]))
+        fleet.gate.set()
+        frame = await asyncio.wait_for(tick, 5)
+    assert fleet.requests[waiting[0]] == 0
+    assert frame.n == 2
