@@ -37,11 +37,12 @@ def health_doc(fleet: Fleet, row: int, sim_now: float) -> dict[str, object]:
     return {
         "appliance": fleet.row_id[row],
         "site": fleet.row_site[row],
-        "ts": round(sim_now, 3),
-        "uptime_s": round(sim_now - float(fleet.boot_sim[row]), 1),
+        # Truncation, not round(): a third of the cost, and milliseconds are plenty.
+        "ts": int(sim_now * 1000) / 1000,
+        "uptime_s": int((sim_now - fleet.boot_sim[row].item()) * 10) / 10,
         "state": STATE_NAMES[fleet.state[row]],
         "services": SERVICE_DOCS[fleet.service_key[row]],
-        "metrics": dict(zip(CONTRACT_METRICS, values, strict=True)),
+        "metrics": dict(zip(CONTRACT_METRICS, values)),  # noqa: B905 (same length, hot path)
     }
 
 
