@@ -1,12 +1,13 @@
-"""Health answers per second of the simulator over keep-alive connections.
+"""Health answers per second of the simulator over keep-alive connections."""
 
-The simulator runs in a child process; client processes open keep-alive connections and
-send sequential (not pipelined) GETs to random appliances. Besides the wall-clock rate it
-reports answers per CPU second of the simulator process, the figure that says what one
-core sustains even when the client, not the server, is the limit.
-
-    python bench/sim_throughput.py --appliances 5000 --connections 300 --duration 10
-"""
+# The simulator runs in a child process; client processes open keep-alive connections and
+# send sequential (not pipelined) GETs to appliances spread over the fleet. Besides the
+# wall-clock rate it reports answers per CPU second of the simulator process, the figure
+# that says what one core sustains even when the client, not the server, is the limit.
+# `--baseline` serves a fixed answer instead: the floor of any asyncio server here.
+#
+#     python bench/sim_throughput.py --appliances 5000 --connections 300 --duration 10
+#     python bench/sim_throughput.py --baseline --duration 10
 
 from __future__ import annotations
 
