@@ -171,7 +171,9 @@ class HttpProtocol(asyncio.Protocol):
             return False
         lower = data.lower()
         # Anything that needs the full parser (body, closing, odd header lines) goes there.
-        if b"\nconnection:" in lower or b"\ncontent-length:" in lower or b"\ntransfer-" in lower:
+        if b"\ncontent-length:" in lower or b"\ntransfer-" in lower:
+            return False
+        if b"\nconnection:" in lower and b"\nconnection: keep-alive\r" not in lower:
             return False
         if any(b":" not in h for h in data[line_end + 2 : end].split(b"\r\n") if h):
             return False

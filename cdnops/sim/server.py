@@ -25,6 +25,9 @@ from cdnops.sim.truth import Record, TruthLog
 
 log = logging.getLogger(__name__)
 _HEALTH_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+_METRICS_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: " + PROM_CONTENT_TYPE + b"\r\nContent-Length: %d\r\n\r\n"
+)
 TICK_S = 0.25  # background refresh, so scheduled faults start on time with no traffic
 
 
@@ -191,15 +194,20 @@ class SimServer:
         return error(404, f"no such path {req.path}")
 
     def fast_get(self, path: str) -> bytes | None:
-        """A healthy appliance's health answer, encoded; None: take the general route."""
-        if not path.endswith("/health"):
+        """A healthy appliance's health or metrics answer, encoded; None: the general route."""
+        if path.endswith("/health"):
+            aid, head = path[3:-7], _HEALTH_HEAD
+        elif path.endswith("/metrics"):
+            aid, head = path[3:-8], _METRICS_HEAD
+        else:
             return None
         engine = self.engine
-        row = engine.topology.index.get(path[3:-7])
+        row = engine.topology.index.get(aid)
         if row is None or row in engine.down or row in engine.modes:
             return None
-        body = orjson.dumps(health_doc(engine.fleet, row, engine.refresh()))
-        return _HEALTH_HEAD % len(body) + body
+        doc = health_doc(engine.fleet, row, engine.refresh())
+        body = orjson.dumps(doc) if head is _HEALTH_HEAD else prometheus_body(doc, None)
+        return head % len(body) + body
 
     def _authorized(self, req: Request) -> bool:
         return hmac.compare_digest(req.headers.get(b"authorization", b""), self._token)

@@ -47,6 +47,16 @@ async def test_keep_alive_serves_many_requests_on_one_connection(conn: Conn) -> 
         assert orjson.loads(body)["appliance"] == f"sea01-oca-00{i}"
 
 
+async def test_explicit_keep_alive_keeps_the_connection(conn: Conn) -> None:
+    reader, writer = conn
+    for path in (b"health", b"metrics", b"health"):
+        writer.write(b"GET /a/sea01-oca-001/%s HTTP/1.1\r\nConnection: keep-alive\r\n\r\n" % path)
+        status, headers, body = await read_response(reader)
+        assert status == 200
+        assert "connection" not in headers
+        assert body.startswith(b"{" if path == b"health" else b"# TYPE")
+
+
 async def test_pipelined_requests_are_answered_in_order(conn: Conn) -> None:
     reader, writer = conn
     writer.write(
