@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 
@@ -59,23 +60,24 @@ class FleetArrays:
         self.catalog = ServiceCatalog()
         self.rates = CounterRates(n, len(self.counter_cols))
         self._m = len(metrics)
-        self._blank: list[float] = [math.nan] * self._m
+        self._blank = array("d", [math.nan]) * self._m
         self._clear()
 
     def _clear(self) -> None:
+        # Typed buffers: a store converts to C once, and the snapshot is a memory copy.
         n = len(self.inventory.appliances)
-        self._values: list[float] = self._blank * n  # row-major, m per appliance
-        self._ts: list[float] = [math.nan] * n
-        self._uptime: list[float] = [math.nan] * n
-        self._failure: list[int] = [_NOT_POLLED] * n
-        self._state: list[int] = [_UNKNOWN] * n
+        self._values = self._blank * n  # row-major, m per appliance
+        self._ts = array("d", [math.nan]) * n
+        self._uptime = array("d", [math.nan]) * n
+        self._failure = array("b", [_NOT_POLLED]) * n
+        self._state = array("b", [_UNKNOWN]) * n
         self._services: list[list[tuple[str, int]]] = [_NO_SERVICES] * n
 
     def write(self, row: int, sample: Sample) -> None:
         """Store a good poll."""
         values, ts, uptime, state, services = sample
         m = self._m
-        self._values[row * m : row * m + m] = values
+        self._values[row * m : row * m + m] = array("d", values)
         self._ts[row] = ts
         self._uptime[row] = uptime
         self._failure[row] = 0
@@ -95,11 +97,11 @@ class FleetArrays:
     def snapshot(self, ts: float, seq: int) -> tuple[FleetFrame, int]:
         """The tick as a frame, and how many counters reset; then start a fresh tick."""
         n, m = len(self._ts), self._m
-        values = np.fromiter(self._values, dtype=np.float64, count=n * m).reshape(n, m)
+        values = np.frombuffer(self._values, dtype=np.float64).reshape(n, m).copy()
         cols = self.counter_cols
         resets = 0
         if cols.size:
-            update = self.rates.update(values[:, cols], np.array(self._ts, dtype=np.float64))
+            update = self.rates.update(values[:, cols], np.frombuffer(self._ts, dtype=np.float64))
             values[:, cols] = update.rates
             resets = update.resets
         status = self._service_status()
@@ -112,9 +114,9 @@ class FleetArrays:
             metrics=self.metrics,
             values=values,
             valid=np.isfinite(values),
-            failure=np.array(self._failure, dtype=np.int8),
-            state=np.array(self._state, dtype=np.int8),
-            uptime_s=np.array(self._uptime, dtype=np.float64),
+            failure=np.frombuffer(self._failure, dtype=np.int8).copy(),
+            state=np.frombuffer(self._state, dtype=np.int8).copy(),
+            uptime_s=np.frombuffer(self._uptime, dtype=np.float64).copy(),
             services=tuple(self.catalog.names),
             service_status=status,
         )
