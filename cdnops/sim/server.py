@@ -6,6 +6,7 @@ import asyncio
 import enum
 import hmac
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -90,8 +91,14 @@ class SimServer:
         ]
 
     def write_inventory(self, path: Path) -> None:
-        """Write the inventory YAML (`appliances: [...]`)."""
-        path.write_text(yaml.safe_dump({"appliances": self.inventory()}, sort_keys=False))
+        """Write the inventory YAML (`appliances: [...]`), atomically.
+
+        A reader that waits for the file never sees it half written: it appears complete.
+        """
+        text = yaml.safe_dump({"appliances": self.inventory()}, sort_keys=False)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
 
     def inject(
         self, kind: str, target: str, *, duration_s: float | None = None, **params: object
