@@ -128,9 +128,13 @@ class SimServer:
         self.engine.refresh(force=True)
 
     async def next_truth(
-        self, predicate: Callable[[Record], bool], *, timeout_s: float = 5.0, start: int = 0
+        self, predicate: Callable[[Record], bool], timeout_s: float = 5.0, *, start: int = 0
     ) -> Record:
-        """Await the first truth record from index `start` that matches `predicate`."""
+        """Await the first truth record from index `start` that matches `predicate`.
+
+        Raises:
+            TimeoutError: none within `timeout_s`.
+        """
         return await self._truth_log.wait_for(predicate, timeout_s=timeout_s, start=start)
 
     async def __aenter__(self) -> SimServer:
