@@ -60,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"cdnops detect: {exc}", file=sys.stderr)
         return 2
     scores, flags = backtest(series, cfg, args.metric)
-    out = sys.stdout if args.output is None else None
-    write_result(series, scores, flags, args.output, out)
+    try:
+        write_result(series, scores, flags, args.output)
+    except OSError as exc:
+        print(f"cdnops detect: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
     if args.plot is not None:
         return plot(series, scores, flags, cfg, args.plot)
     return 0
@@ -156,9 +159,7 @@ def backtest(series: Series, cfg: DetectConfig, metric: str) -> tuple[np.ndarray
     return scores, flags
 
 
-def write_result(
-    series: Series, scores: np.ndarray, flags: np.ndarray, path: Path | None, out: object
-) -> None:
+def write_result(series: Series, scores: np.ndarray, flags: np.ndarray, path: Path | None) -> None:
     """Write `timestamp,value,anomaly_score,anomaly` to `path` (or stdout)."""
     fh = open(path, "w", newline="", encoding="utf-8") if path else sys.stdout  # noqa: SIM115
     try:

@@ -70,30 +70,10 @@ class Reporter:
         """Build this tick's result from the hysteresis transitions."""
         entered: list[Anomaly] = []
         cleared, self._gone = self._gone, []
-        for i, j in zip(*np.nonzero(m[0]), strict=True):
-            entered.append(self._metric(frame, v, int(i), int(j)))
-        for i in np.flatnonzero(r[0]):
-            entered.append(self._reach(frame, int(i)))
-        for i, c in zip(*np.nonzero(s[0]), strict=True):
-            entered.append(self._service(frame, int(i), int(c)))
-        metrics, services = self.engine.cols.metrics, self.engine.services
-        keys = [(self._ids[i], metrics[j]) for i, j in zip(*np.nonzero(m[1]), strict=True)]
-        keys += [(self._ids[i], "reachability") for i in np.flatnonzero(r[1])]
-        keys += [
-            (self._ids[i], f"service:{services[c]}") for i, c in zip(*np.nonzero(s[1]), strict=True)
-        ]
-        for key in keys:
-            gone = self._active.pop(key, None)
-            if gone is not None:
-                self._active_cache = None
-                cleared.append(gone)
-                log.info(
-                    "anomaly cleared appliance=%s site=%s metric=%s detector=%s",
-                    gone.appliance,
-                    gone.site,
-                    gone.metric,
-                    gone.detector.value,
-                )
+        entered += [self._metric(frame, v, i, j) for i, j in _cells(m[0])]
+        entered += [self._reach(frame, i) for i, _ in _cells(r[0])]
+        entered += [self._service(frame, i, c) for i, c in _cells(s[0])]
+        cleared += self._clear(m[1], r[1], s[1])
         for a in entered:
             self._active[(a.appliance, a.metric)] = a
             self._active_cache = None
@@ -114,6 +94,27 @@ class Reporter:
             entered=tuple(entered),
             cleared=tuple(cleared),
         )
+
+    def _clear(self, m: BoolArray, r: BoolArray, s: BoolArray) -> list[Anomaly]:
+        """Drop the anomalies whose cells cleared; returns them, logged."""
+        metrics, services = self.engine.cols.metrics, self.engine.services
+        keys = [(self._ids[i], metrics[j]) for i, j in _cells(m)]
+        keys += [(self._ids[i], "reachability") for i, _ in _cells(r)]
+        keys += [(self._ids[i], f"service:{services[c]}") for i, c in _cells(s)]
+        cleared = []
+        for key in keys:
+            gone = self._active.pop(key, None)
+            if gone is not None:
+                self._active_cache = None
+                cleared.append(gone)
+                log.info(
+                    "anomaly cleared appliance=%s site=%s metric=%s detector=%s",
+                    gone.appliance,
+                    gone.site,
+                    gone.metric,
+                    gone.detector.value,
+                )
+        return cleared
 
     def _new(self, frame: FleetFrame, i: int, metric: str, det: Detector) -> Anomaly:
         site = self._sites[int(self._site_index[i])]
