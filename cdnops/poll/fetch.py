@@ -16,6 +16,8 @@ from functools import partial
 from cdnops.poll.connection import MAX_OPENING_PER_HOST, Connection, Pool
 from cdnops.poll.wire import CONNECTION, REFUSED, TIMEOUT, Done, Endpoint
 
+_NO_CONNECTION_IN_TIME = "no connection free before the deadline"
+
 
 @dataclass(slots=True)
 class FetchStats:
@@ -141,12 +143,15 @@ class HealthFetcher:
     def release(self, conn: Connection) -> None:
         """A connection finished a response cleanly: hand it to a waiter or keep it idle."""
         pool = conn.pool
-        if pool.waiting:
+        while pool.waiting:
             ep, done, deadline = pool.waiting.popleft()
+            if deadline <= self.now():
+                self._loop.call_soon(done, TIMEOUT, None, _NO_CONNECTION_IN_TIME)
+                continue
             self.stats.reused += 1
             conn.start(ep, done, deadline, reused=True)
-        else:
-            pool.idle.append(conn)
+            return
+        pool.idle.append(conn)
 
     def retry(self, pool: Pool, ep: Endpoint, done: Done, deadline: float) -> None:
         """Re-send on a fresh connection: a kept-alive one was closed by the peer meanwhile."""
@@ -164,7 +169,7 @@ class HealthFetcher:
         while pool.waiting and not self._closed and (pool.idle or self._may_open(pool)):
             ep, done, deadline = pool.waiting.popleft()
             if deadline <= now:
-                self._loop.call_soon(done, TIMEOUT, None, "no connection free before the deadline")
+                self._loop.call_soon(done, TIMEOUT, None, _NO_CONNECTION_IN_TIME)
             else:
                 self._dispatch(pool, ep, done, deadline)
 

@@ -187,3 +187,21 @@ async def test_connect_timeout_when_the_listener_never_accepts() -> None:
         listener.close()
     assert frame.failure.tolist() == [PollFailure.TIMEOUT]
     assert took < 1.0
+
+
+async def test_request_waiting_for_a_connection_times_out(fleet: FakeFleet) -> None:
+    fleet.behaviour.update({"h1": "hang", "h2": "hang"})
+    fetcher = HealthFetcher(timeout_s=0.3, connect_timeout_s=1, max_body_bytes=100, max_per_host=1)
+    results: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    try:
+        for aid in ("h1", "h2"):
+            ep = endpoint(fleet.url(aid) + "/health")
+            fetcher.get(ep, lambda f, b, d: results.put_nowait((f, d)))
+        got = [await asyncio.wait_for(results.get(), 3) for _ in range(2)]
+    finally:
+        await fetcher.aclose()
+    assert got == [
+        (PollFailure.TIMEOUT, "no complete answer within 0.3s"),
+        (PollFailure.TIMEOUT, "no connection free before the deadline"),
+    ]
+    assert fleet.connections == 1
