@@ -86,7 +86,9 @@ class Connection(asyncio.Protocol):
         self._ep, self._done, self._deadline, self._reused = ep, done, deadline, reused
         self._request += 1
         fetcher = self._fetcher
-        fetcher.watch(deadline, self, self._request)
+        fetcher.deadlines.append((deadline, self, self._request))
+        if fetcher.sweeper is None:
+            fetcher.watch_from(deadline)
         self._transport.write(ep.request)
 
     def data_received(self, data: bytes) -> None:

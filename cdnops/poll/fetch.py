@@ -61,8 +61,8 @@ class HealthFetcher:
         # a fixed timeout, requests expire in the order they started, and a heap of thousands
         # of handles costs more than the whole parse. A request expires at most
         # `_granularity` after its deadline.
-        self._watch: deque[tuple[float, Connection, int]] = deque()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self.deadlines: deque[tuple[float, Connection, int]] = deque()
+        self.sweeper: asyncio.TimerHandle | None = None
         self._granularity = min(0.05, timeout_s / 10)
         self.now = self._loop.time
 
@@ -73,7 +73,13 @@ class HealthFetcher:
         pool = self._pools.get(ep.key)
         if pool is None:
             pool = self._pools[ep.key] = Pool(ep)
-        self._dispatch(pool, ep, done, self._loop.time() + self.timeout_s)
+        deadline = self._loop.time() + self.timeout_s
+        idle = pool.idle
+        if idle and not idle[-1].closed:  # the usual case, without the general path's call
+            self.stats.reused += 1
+            idle.pop().start(ep, done, deadline, reused=True)
+            return
+        self._dispatch(pool, ep, done, deadline)
 
     def _dispatch(self, pool: Pool, ep: Endpoint, done: Done, deadline: float) -> None:
         idle = pool.idle
@@ -123,22 +129,20 @@ class HealthFetcher:
             self._tls = ssl.create_default_context()
         return self._tls
 
-    def watch(self, deadline: float, conn: Connection, request: int) -> None:
-        """Expire `conn`'s request number `request` at `deadline` unless it completed."""
-        self._watch.append((deadline, conn, request))
-        if self._sweeper is None:
-            self._sweeper = self._loop.call_at(deadline, self._sweep)
+    def watch_from(self, deadline: float) -> None:
+        """Arm the sweep for the first entry of `deadlines` (a connection appended it)."""
+        self.sweeper = self._loop.call_at(deadline, self._sweep)
 
     def _sweep(self) -> None:
-        self._sweeper = None
+        self.sweeper = None
         now = self._loop.time()
-        watch = self._watch
+        watch = self.deadlines
         while watch and watch[0][0] <= now:
             _, conn, request = watch.popleft()
             conn.expire(request)
         if watch:
             when = max(watch[0][0], now + self._granularity)
-            self._sweeper = self._loop.call_at(when, self._sweep)
+            self.sweeper = self._loop.call_at(when, self._sweep)
 
     def release(self, conn: Connection) -> None:
         """A connection finished a response cleanly: hand it to a waiter or keep it idle."""
@@ -191,10 +195,10 @@ class HealthFetcher:
     async def aclose(self) -> None:
         """Abort every connection; requests still running complete as CONNECTION failures."""
         self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        self._watch.clear()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            self.sweeper = None
+        self.deadlines.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

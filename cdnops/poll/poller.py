@@ -232,8 +232,13 @@ class Poller:
         except Exception:
             log.exception("poll result not recorded appliance=%s", target.appliance.id)
         finally:
-            _settle(target)
-            self._finish_slot()
+            target.in_flight = False
+            if target.batch is not None:
+                _settle(target)
+            if self._pending:
+                self._finish_slot()
+            else:
+                self._free_slot()
 
     def _finish_slot(self) -> None:
         while self._pending and self._state is _State.RUNNING:
@@ -242,6 +247,9 @@ class Poller:
                 self._launch(target)
                 return
             _settle(target)  # dropped from the inventory while it waited for a slot
+        self._free_slot()
+
+    def _free_slot(self) -> None:
         self._active -= 1
         if self._active == 0 and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
