@@ -9,6 +9,7 @@ import orjson
 import pytest
 from sim_helpers import TOKEN
 
+from cdnops.sim.http import simple_get_path
 from cdnops.sim.server import SimServer
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -136,3 +137,23 @@ async def test_wrong_method_is_405(conn: Conn) -> None:
     writer.write(b"DELETE /a/sea01-oca-001/health HTTP/1.1\r\n\r\n")
     status, _, _ = await read_response(reader)
     assert status == 405
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "path"),
+    [
+        (b"GET /a/x-1/health HTTP/1.1\r\nHost: h:1\r\nAccept: */*\r\n\r\n", "/a/x-1/health"),
+        (b"GET /a/x/metrics?debug=1 HTTP/1.1\r\n\r\n", "/a/x/metrics"),
+        (b"GET /a/x/health HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n", "/a/x/health"),
+        (b"GET /a/x/health HTTP/1.1\r\nConnection: close\r\n\r\n", None),
+        (b"GET /a/x/health HTTP/1.1\r\ncontent-length: 0\r\n\r\n", None),
+        (b"GET /a/x/health HTTP/1.1\r\nbroken header\r\n\r\n", None),
+        (b"GET /a/x/health HTTP/1.0\r\n\r\n", None),
+        (b"GET /_sim/faults HTTP/1.1\r\n\r\n", None),
+        (b"POST /a/x/actions/drain HTTP/1.1\r\n\r\n", None),
+        (b"GET /a/x/health HTTP/1.1\r\n\r\nGET /a/y/health HTTP/1.1\r\n\r\n", None),
+        (b"GET /a/x/health HTTP/1.1\r\nHost: h", None),
+    ],
+)
+def test_only_plain_single_gets_take_the_fast_path(request_bytes: bytes, path: str | None) -> None:
+    assert simple_get_path(request_bytes) == path
