@@ -137,3 +137,36 @@ def test_explanation_of_a_constructed_temporal_anomaly(caplog: pytest.LogCapture
         "anomaly entered appliance=sea01-oca-000 site=sea01 metric=origin_latency_p99_ms "
         f"detector=temporal score={a.score:.2f}: {a.explanation}"
     ]
+
+
+def test_empty_fleet_is_judged_without_error() -> None:
+    maker = FrameMaker(Inventory(()))
+    engine = DetectionEngine(DetectConfig(), maker.metrics)
+    r = engine.update(maker.frame(np.zeros((0, len(CONTRACT_METRICS)))))
+    assert r.scores.shape == (0, len(CONTRACT_METRICS))
+    assert r.active == ()
+
+
+def test_frame_columns_are_matched_by_name() -> None:
+    # the frame reports the metrics in another order and lacks one the engine tracks
+    frame_metrics = ("temperature_c", "cpu_util")
+    maker = FrameMaker(inventory([("sea01", 2)]), metrics=frame_metrics)
+    engine = DetectionEngine(DetectConfig(), ("cpu_util", "mem_util", "temperature_c"))
+    for _ in range(2):
+        r = engine.update(maker.frame(np.array([[99.0, 0.4], [50.0, 0.4]])))
+    assert [(a.appliance, a.metric) for a in r.active] == [("sea01-oca-000", "temperature_c")]
+    assert np.isnan(r.scores[:, 1]).all()  # mem_util: never reported
+
+
+def test_service_catalog_grows_between_ticks() -> None:
+    maker = FrameMaker(inventory([("sea01", 2)]))
+    engine = DetectionEngine(DetectConfig(), maker.metrics)
+    rng = np.random.default_rng(3)
+    maker.services = ("nginx",)
+    engine.update(maker.frame(normal_values(2, rng), service_status=np.array([[1], [1]])))
+    maker.services = ("nginx", "bgp")
+    r = engine.update(maker.frame(normal_values(2, rng), service_status=np.array([[1, 3], [3, 1]])))
+    assert sorted((a.appliance, a.metric) for a in r.entered) == [
+        ("sea01-oca-000", "service:bgp"),
+        ("sea01-oca-001", "service:nginx"),
+    ]
