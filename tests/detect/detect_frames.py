@@ -78,4 +78,5 @@ def normal_values(n: int, rng: np.random.Generator) -> np.ndarray:
     """Plausible healthy values of the contract's metrics, with a little noise."""
     base = np.array([0.4, 0.6, 38.0, 50000.0, 0.97, 0.0004, 84.0, 0.002, 51.0, 3000.0, 0.0, 0.0])
     noise = np.array([0.02, 0.005, 1.0, 1500.0, 0.003, 0.0001, 4.0, 0.0002, 0.5, 90.0, 0.0, 0.0])
-    return base + rng.normal(size=(n, len(base))) * noise
+    out: np.ndarray = base + rng.normal(size=(n, len(base))) * noise
+    return out

@@ -38,7 +38,7 @@ def run(
         values = normal_values(14, rng)
         change(t, values)
         extra = {k: f(t) for k, f in frame_kw.items()}
-        out.append(engine.update(maker.frame(values, **extra)))  # type: ignore[arg-type]
+        out.append(engine.update(maker.frame(values, **extra)))
     return out
 
 
