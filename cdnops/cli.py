@@ -1,4 +1,4 @@
-"""The `cdnops` command line: run | demo | simulate | validate | detect.
+"""The `cdnops` command line: run | demo | simulate | validate | detect | schema | playbook.
 
 Each subcommand lives next to what it drives and exposes `add_arguments(parser)` and
 `run(args) -> int`; this module only wires them. Exit codes: 0 ok, 1 the command failed
@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("cdnops.sim.cli", "serve a simulated fleet of appliances"),
     "validate": ("cdnops.config.validate", "check config, inventory and playbook files"),
     "detect": ("cdnops.detect.cli", "backtest the detectors on a timestamp,value CSV"),
+    "schema": ("cdnops.remediate.schemacli", "print the JSON Schema of playbook files"),
 }
 
 

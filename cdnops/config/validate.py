@@ -1,4 +1,4 @@
-"""`cdnops validate FILE...`: check config and inventory files, report every issue."""
+"""`cdnops validate FILE...`: check config, inventory and playbook files, report every issue."""
 
 from __future__ import annotations
 
@@ -84,6 +84,16 @@ def _appliances(n: int) -> str:
     return f"{n} appliance" if n == 1 else f"{n} appliances"
 
 
+def _validate_playbooks(doc: YamlDocument, path: Path, args: argparse.Namespace) -> Outcome:
+    # imported here: validating a config should not pay for Jinja2
+    from cdnops.remediate.loader import playbooks_from_document
+
+    compiled, issues = playbooks_from_document(doc)
+    if issues:
+        return Outcome(issues=issues)
+    return Outcome(f"{len(compiled)} playbook{'s' * (len(compiled) != 1)}")
+
+
 # kind -> how to recognize and check it; tried in order, the first that recognizes wins.
 # Playbook files get their entry here (e.g. recognized by a top-level `steps:` or `playbooks:`).
 KINDS: dict[str, FileKind] = {
@@ -95,7 +105,23 @@ KINDS: dict[str, FileKind] = {
         _validate_config,
         "a config (inventory:, appliance_token:, poll:, ...)",
     ),
+    "playbook": FileKind(
+        lambda data: "steps" in data or "playbooks" in data,
+        _validate_playbooks,
+        "playbooks (steps: or playbooks:)",
+    ),
 }
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for the YAML files in it (`*.yaml`, `*.yml`), sorted."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        else:
+            out.append(path)
+    return out
 
 
 def validate_file(path: Path, args: argparse.Namespace) -> Outcome:
@@ -123,7 +149,13 @@ def warning_line(issue: Issue) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `validate` command line."""
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files to check")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="files (or folders of YAML files) to check",
+    )
     parser.add_argument(
         "--require-token",
         action="store_true",
@@ -142,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     is a warning too.
     """
     all_good = True
-    for path in args.files:
+    for path in expand(args.files):
         outcome = validate_file(path, args)
         for issue in outcome.issues:
             print(issue, file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Remediation: YAML playbooks turned into safe, audited executions."""

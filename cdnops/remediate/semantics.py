@@ -1,0 +1,72 @@
+"""Meaning checks of a playbook's trigger: unknown metrics, and triggers that can never fire."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection
+from fnmatch import fnmatchcase
+
+from cdnops.config.yamlload import Loc
+from cdnops.remediate.schema import Playbook, Trigger
+
+ALL_KINDS = ("metric", "unreachable", "service_failed")
+_DETECTOR_KIND = {"reachability": "unreachable", "service": "service_failed"}
+_WILDCARDS = set("*?[")
+
+
+def trigger_issues(pb: Playbook, metrics: Collection[str]) -> list[tuple[Loc, str]]:
+    """(place relative to the playbook, message) for each problem of the trigger."""
+    t = pb.trigger
+    out: list[tuple[Loc, str]] = []
+    if t.schedule is not None:
+        message = "schedule triggers are not run by this version of cdnops; use manual: true"
+        out.append((("trigger", "schedule"), message))
+    for i, pattern in enumerate(t.metric or ()):
+        if _WILDCARDS & set(pattern) or pattern == "reachability":
+            continue
+        if pattern.startswith("service:") or pattern in metrics:
+            continue
+        close = difflib.get_close_matches(pattern, list(metrics), n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        out.append((("trigger", "metric", i), f'unknown metric "{pattern}"{hint}'))
+    for key in ("scope", "kind", "metric", "detector", "severity", "site"):
+        if getattr(t, key) == ():
+            out.append((("trigger", key), "an empty list matches nothing: the trigger never fires"))
+    if not out and not t.manual and not possible_kinds(t):
+        message = (
+            "this trigger can never fire: no incident has " + ", ".join(_describe(t)) + " at once"
+        )
+        out.append((("trigger",), message))
+    return out
+
+
+def possible_kinds(t: Trigger) -> set[str]:
+    """The incident kinds that can satisfy every matcher of the trigger together."""
+    kinds = set(t.kind or ALL_KINDS)
+    if t.metric is not None:
+        kinds &= {k for k in ALL_KINDS if any(_metric_may_be(p, k) for p in t.metric)}
+    if t.detector is not None:
+        kinds &= {_DETECTOR_KIND.get(d, "metric") for d in t.detector}
+    if t.severity is not None and "critical" not in t.severity:
+        # site and fleet incidents, lost appliances and failed services are always critical
+        kinds &= {"metric"} if "appliance" in t.scope else set()
+    return kinds
+
+
+def _metric_may_be(pattern: str, kind: str) -> bool:
+    if kind == "unreachable":
+        return fnmatchcase("reachability", pattern)
+    if kind == "service_failed":
+        return pattern.startswith("service:") or (
+            bool(_WILDCARDS & set(pattern)) and fnmatchcase("service:x", pattern[:8] + "x")
+        )
+    return pattern != "reachability" and not pattern.startswith("service:")
+
+
+def _describe(t: Trigger) -> list[str]:
+    parts = []
+    for key in ("scope", "kind", "metric", "detector", "severity"):
+        value = getattr(t, key)
+        if value is not None:
+            parts.append(f"{key} {' or '.join(value)}")
+    return parts
