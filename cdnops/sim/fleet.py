@@ -86,6 +86,10 @@ class Fleet:
         self.values = np.zeros((n, len(CONTRACT_METRICS)))
         self.services = np.zeros((n, 3), dtype=np.int8)
         self.service_key = np.zeros(n, dtype=np.intp)
+        # What a health answer reads, one row per appliance: the 12 metrics, then boot
+        # time, request rate, state and service key, so that rendering takes one
+        # `tolist()` instead of a numpy scalar per field.
+        self.table = np.zeros((n, len(CONTRACT_METRICS) + 4))
         self.row_id = list(topology.ids)
         self.row_site = [topology.sites[s] for s in topology.site_index.tolist()]
         self.last_sim = sim_now
@@ -134,6 +138,9 @@ class Fleet:
         raw[:, _ROUND_COLS] = rounded / _ROUND_SCALE
         self.values = raw
         self._services(raw, fx)
+        self.table = np.column_stack(
+            (raw, self.boot_sim, self.req_rate, self.state, self.service_key)
+        )
 
     def _stir_noise(self, sim_now: float) -> None:
         """Advance the AR(1) noise of one block of rows (the draw is the costliest part)."""

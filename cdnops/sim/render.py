@@ -14,6 +14,7 @@ PROM_CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _NAN_MARK = "__nan__"
 _INT_COLS = [CONTRACT_METRICS.index(c) for c in INT_COLUMNS]
 _REQ_COL = CONTRACT_METRICS.index("requests_total")
+_AUX = len(CONTRACT_METRICS)  # first auxiliary column of `Fleet.table`
 
 
 # Every combination of service codes maps to one shared, read-only services object.
@@ -27,22 +28,22 @@ SERVICE_DOCS: tuple[dict[str, str], ...] = tuple(
 
 def health_doc(fleet: Fleet, row: int, sim_now: float) -> dict[str, object]:
     """The contract's health document (the hot path: keep it lean)."""
-    values = fleet.values[row].tolist()
+    values = fleet.table[row].tolist()
+    boot_sim, req_rate, state, service_key = values[_AUX:]
     for j in _INT_COLS:
         values[j] = int(values[j])
     # Between model steps the request counter keeps growing at the last step's rate.
-    values[_REQ_COL] = int(
-        fleet.requests[row] + fleet.req_rate[row] * max(sim_now - fleet.last_sim, 0.0)
-    )
+    values[_REQ_COL] = int(values[_REQ_COL] + req_rate * max(sim_now - fleet.last_sim, 0.0))
     return {
         "appliance": fleet.row_id[row],
         "site": fleet.row_site[row],
         # Truncation, not round(): a third of the cost, and milliseconds are plenty.
         "ts": int(sim_now * 1000) / 1000,
-        "uptime_s": int((sim_now - fleet.boot_sim[row].item()) * 10) / 10,
-        "state": STATE_NAMES[fleet.state[row]],
-        "services": SERVICE_DOCS[fleet.service_key[row]],
-        "metrics": dict(zip(CONTRACT_METRICS, values)),  # noqa: B905 (same length, hot path)
+        "uptime_s": int((sim_now - boot_sim) * 10) / 10,
+        "state": STATE_NAMES[int(state)],
+        "services": SERVICE_DOCS[int(service_key)],
+        # zip stops at the 12 metric names, before the auxiliary columns.
+        "metrics": dict(zip(CONTRACT_METRICS, values)),  # noqa: B905
     }
 
 
