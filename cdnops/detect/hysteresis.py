@@ -31,6 +31,9 @@ class Hysteresis:
         cleared = self.active & (self.clean >= self.clear)
         self.active |= entered
         self.active &= ~cleared
+        # forget the firings before the clean run, or a short clear_ticks could let them
+        # count again on the next tick
+        np.copyto(self.bits, np.uint16(0), where=cleared)
         return entered, cleared
 
     def grow(self, shape: tuple[int, ...]) -> None:

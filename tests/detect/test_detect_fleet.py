@@ -9,6 +9,7 @@ from detect_frames import FrameMaker, inventory, normal_values
 
 from cdnops.config.detect import DetectConfig, PeersConfig, TemporalConfig
 from cdnops.detect.engine import DetectionEngine
+from cdnops.detect.hysteresis import Hysteresis
 from cdnops.model import (
     CONTRACT_METRICS,
     ApplianceState,
@@ -182,3 +183,13 @@ def test_drained_appliance_raises_no_traffic_anomaly_but_still_reachability() ->
 
     got = entered(run(drain, 70, DetectConfig(), state=state, failure=failure))
     assert got == [(62, "sea01-oca-003", "reachability", Detector.REACHABILITY)]
+
+
+def test_hysteresis_does_not_reenter_from_old_firings() -> None:
+    h = Hysteresis((1,), enter=2, window=8, clear=1)
+    fire, calm = np.array([True]), np.array([False])
+    assert h.update(fire)[0].tolist() == [False]
+    assert h.update(fire)[0].tolist() == [True]
+    assert h.update(calm)[1].tolist() == [True]  # cleared after 1 clean tick
+    entered = [h.update(calm)[0][0] for _ in range(3)]
+    assert entered == [False, False, False]
