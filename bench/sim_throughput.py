@@ -141,7 +141,7 @@ def _clients(
     q.put(asyncio.run(run()))
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appliances", type=int, default=5000)
     parser.add_argument("--sites", type=int, default=50)
@@ -153,7 +153,11 @@ def main() -> None:
         action="store_true",
         help="measure a fixed-answer asyncio server instead: the floor on this machine",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _parse_args()
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     if args.baseline:

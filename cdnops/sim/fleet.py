@@ -60,13 +60,7 @@ class Fleet:
         rng = self.rng
         self.site_index = topology.site_index
         self.site_count = np.bincount(self.site_index, minlength=s).astype(np.float64)
-        self.peak_gbps = rng.uniform(36.0, 48.0, n)
-        self.base_mem = rng.uniform(0.5, 0.7, n)
-        self.base_hit = rng.uniform(0.955, 0.985, n)
-        self.base_5xx = rng.lognormal(math.log(3e-4), 0.4, n)
-        self.base_retx = rng.uniform(0.0012, 0.0028, n)
-        self.base_temp = rng.uniform(38.0, 44.0, n)
-        self.site_latency = rng.uniform(55.0, 120.0, s)
+        self._draw_traits(n, s)
         self.boot_sim = sim_now - rng.uniform(2 * 86400.0, 60 * 86400.0, n)
         uptime = sim_now - self.boot_sim
         self.requests = np.floor(uptime * rng.uniform(2500.0, 4000.0, n))
@@ -95,6 +89,17 @@ class Fleet:
         self.last_sim = sim_now
         self._noise_block = 0
         self._noise_sim = [sim_now] * NOISE_BLOCKS
+
+    def _draw_traits(self, n: int, s: int) -> None:
+        """What makes each appliance and site a little different, fixed for the run."""
+        rng = self.rng
+        self.peak_gbps = rng.uniform(36.0, 48.0, n)
+        self.base_mem = rng.uniform(0.5, 0.7, n)
+        self.base_hit = rng.uniform(0.955, 0.985, n)
+        self.base_5xx = rng.lognormal(math.log(3e-4), 0.4, n)
+        self.base_retx = rng.uniform(0.0012, 0.0028, n)
+        self.base_temp = rng.uniform(38.0, 44.0, n)
+        self.site_latency = rng.uniform(55.0, 120.0, s)
 
     @property
     def n(self) -> int:
