@@ -116,6 +116,14 @@ async def test_second_action_while_one_runs_is_409(
     status, doc = await act(client, sim, a, "restart_service", {"service": "nginx"})
     assert status == 409
     assert first["action_id"] in doc["error"]
+    refused = sim.truth[-1]
+    assert (refused["event"], refused["action"], refused["answer_status"]) == (
+        "action_received",
+        "restart_service",
+        409,
+    )
+    assert refused["action_id"] is None
+    assert refused["body"] == {"service": "nginx"}
 
 
 async def test_action_status_goes_from_running_to_succeeded(
