@@ -35,6 +35,42 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX incident_timeline_id ON incident_timeline (incident_id, ts);
     """,
+    """
+    CREATE TABLE executions (
+        id TEXT PRIMARY KEY,
+        playbook TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        site TEXT NOT NULL,
+        status TEXT NOT NULL,
+        dry_run INTEGER NOT NULL,
+        started_ts REAL NOT NULL,
+        ended_ts REAL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX executions_status ON executions (status, started_ts);
+    CREATE TABLE remediation_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        execution_id TEXT NOT NULL,
+        playbook TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        event TEXT NOT NULL,
+        detail BLOB NOT NULL
+    );
+    CREATE INDEX remediation_audit_execution ON remediation_audit (execution_id, seq);
+    CREATE TABLE remediation_cooldowns (
+        playbook TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        until_ts REAL NOT NULL,
+        PRIMARY KEY (playbook, subject)
+    );
+    CREATE TABLE remediation_breakers (
+        playbook TEXT PRIMARY KEY,
+        body BLOB NOT NULL
+    );
+    """,
 )
 
 
@@ -60,6 +96,36 @@ class TimelineRow:
     ts: float
     event: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """A playbook execution as stored."""
+
+    id: str
+    playbook: str
+    incident_id: str
+    subject: str  # the appliance, or the site of a site playbook
+    site: str
+    status: str  # running | succeeded | failed | interrupted
+    dry_run: bool
+    started_ts: float
+    ended_ts: float | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One remediation decision; `seq` is assigned by the store (0 before it is written)."""
+
+    ts: float
+    execution_id: str  # empty for a decision that started no execution
+    playbook: str
+    incident_id: str
+    subject: str
+    event: str
+    detail: dict[str, Any]
+    seq: int = 0
 
 
 class Store:
@@ -200,6 +266,94 @@ class Store:
             return [TimelineRow(r[0], float(r[1]), r[2], r[3]) for r in cur]
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: cannot read timeline: {exc}") from exc
+
+    def write_remediation(
+        self, executions: Sequence[ExecutionRow] = (), audit: Sequence[AuditRow] = ()
+    ) -> None:
+        """Insert or replace executions and append audit lines, in one transaction."""
+        rows = [
+            (e.id, e.playbook, e.incident_id, e.subject, e.site, e.status, int(e.dry_run),
+             e.started_ts, e.ended_ts, e.detail)
+            for e in executions
+        ]  # fmt: skip
+        lines = [
+            (a.ts, a.execution_id, a.playbook, a.incident_id, a.subject, a.event,
+             orjson.dumps(a.detail))
+            for a in audit
+        ]  # fmt: skip
+        try:
+            with self.transaction():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                self._db.executemany(
+                    "INSERT INTO remediation_audit (ts, execution_id, playbook, incident_id, "
+                    "subject, event, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    lines,
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot write remediation: {exc}") from exc
+
+    def executions(self, *, status: str | None = None) -> list[ExecutionRow]:
+        """Executions (of one status if given), oldest first."""
+        query = "SELECT * FROM executions"
+        params: tuple[str, ...] = ()
+        if status is not None:
+            query, params = query + " WHERE status = ?", (status,)
+        rows = self._rows(query + " ORDER BY started_ts, id", params)
+        return [
+            ExecutionRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), float(r[7]),
+                         None if r[8] is None else float(r[8]), r[9])
+            for r in rows
+        ]  # fmt: skip
+
+    def audit(self, execution_id: str | None = None) -> list[AuditRow]:
+        """Audit lines (of one execution if given), in the order they were written."""
+        query = "SELECT * FROM remediation_audit"
+        params: tuple[str, ...] = ()
+        if execution_id is not None:
+            query, params = query + " WHERE execution_id = ?", (execution_id,)
+        return [
+            AuditRow(float(r[1]), r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7]), seq=r[0])
+            for r in self._rows(query + " ORDER BY seq", params)
+        ]
+
+    def set_cooldown(self, playbook: str, subject: str, until_ts: float) -> None:
+        """Remember that `playbook` may not run on `subject` before `until_ts`."""
+        self._write(
+            "INSERT OR REPLACE INTO remediation_cooldowns VALUES (?, ?, ?)",
+            (playbook, subject, until_ts),
+        )
+
+    def cooldowns(self, now: float) -> dict[tuple[str, str], float]:
+        """Cooldowns still running at `now`; expired ones are deleted."""
+        self._write("DELETE FROM remediation_cooldowns WHERE until_ts <= ?", (now,))
+        rows = self._rows("SELECT * FROM remediation_cooldowns", ())
+        return {(r[0], r[1]): float(r[2]) for r in rows}
+
+    def set_breaker(self, playbook: str, body: dict[str, Any]) -> None:
+        """Save a playbook's circuit breaker."""
+        self._write(
+            "INSERT OR REPLACE INTO remediation_breakers VALUES (?, ?)",
+            (playbook, orjson.dumps(body)),
+        )
+
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Every saved circuit breaker by playbook."""
+        rows = self._rows("SELECT * FROM remediation_breakers", ())
+        return {r[0]: orjson.loads(r[1]) for r in rows}
+
+    def _write(self, query: str, params: tuple[Any, ...]) -> None:
+        try:
+            self._db.execute(query, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot write: {exc}") from exc
+
+    def _rows(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._db.execute(query, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot read: {exc}") from exc
 
     def _select(self, query: str, params: tuple[Any, ...]) -> list[IncidentRow]:
         try:
