@@ -1,7 +1,7 @@
 """Benchmark of inventory loading: YAML parse with marks, validation, `Inventory` build.
 
 Run from the repository root:
-`PYTHONPATH=. python tests/config/bench_config_inventory.py [--appliances N] [--repeat R]`.
+`python bench/inventory_load.py [--appliances N] [--repeat R]`.
 Prints best and median CPU seconds of R runs per stage, plus a pure-Python reference loop
 so figures from different machines can be compared; on a shared machine they are noisy.
 """
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cdnops.config.inventory import inventory_from_document, load_inventory
 from cdnops.config.yamlload import load_yaml

@@ -1,7 +1,7 @@
 """Benchmark of the HTTP side: per-appliance render, gzip, and the observer hot paths.
 
 Run from the repository root:
-`PYTHONPATH=. python tests/api/bench_api_render.py [--appliances N] [--repeat R]`.
+`python bench/api_render.py [--appliances N] [--repeat R]`.
 Prints the best and median wall time and the best CPU time of R runs; wall figures on a
 shared machine are noisy.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "api")]
 from api_fleet import build_frame, detection
 
 from cdnops.api.appliances import render_appliances
