@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--speed",
         type=float,
-        default=60.0,
-        help="simulated seconds per real second for the diurnal curve (default 60)",
+        default=1.0,
+        help="simulated seconds per real second (default 1); the demo scenario's faults"
+        " start 60 to 270 simulated seconds in, after detection's warm-up",
     )
     parser.add_argument(
         "--http-port",
