@@ -1,0 +1,73 @@
+"""`cdnops demo` as a newcomer runs it: a real subprocess, stopped after a few seconds."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_polls_and_says_where_to_look(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CDNOPS_APPLIANCE_TOKEN"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cdnops",
+            "demo",
+            "--appliances",
+            "20",
+            "--sites",
+            "2",
+            "--no-faults",
+            "--http-port",
+            "0",
+            "--duration",
+            "5",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cdnops demo: 20 simulated appliances" in proc.stdout
+    assert "daemon metrics:      curl http://127.0.0.1:" in proc.stdout
+    # the first tick may be partial (the demo starts mid-interval); a later one is complete
+    assert re.search(r"tick seq=\d+ ok=20 failed=0 ", proc.stdout), proc.stdout
+    assert "stopped cleanly" in proc.stdout
+    assert (tmp_path / "cdnops.yaml").is_file()
+    assert (tmp_path / "inventory.yaml").is_file()
+
+
+def test_demo_scenario_needs_the_default_fleet(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cdnops",
+            "demo",
+            "--appliances",
+            "20",
+            "--sites",
+            "2",
+            "--http-port",
+            "0",
+            "--duration",
+            "1",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "unknown appliance or site" in proc.stderr
+    assert "try --no-faults" in proc.stderr
