@@ -1,0 +1,50 @@
+"""docs/deploy.md stays true to the unit and to the config the daemon accepts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cdnops.config.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "deploy.md"
+UNIT = ROOT / "systemd" / "cdnops.service"
+
+
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", DOC.read_text(), re.DOTALL)
+
+
+def test_documented_config_is_accepted(tmp_path: Path) -> None:
+    (config_text,) = _blocks("yaml")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text((ROOT / "inventory.example.yaml").read_text())
+    config = tmp_path / "cdnops.yaml"
+    config.write_text(config_text.replace("/etc/cdnops/inventory.yaml", str(inventory)))
+    settings = load_settings(config)
+    assert settings.state_dir == Path("/var/lib/cdnops")
+    assert settings.appliance_token.file == Path("/run/credentials/cdnops.service/appliance-token")
+
+
+def test_doc_paths_match_the_unit() -> None:
+    unit = UNIT.read_text()
+    doc = DOC.read_text()
+    exec_start = re.search(r"^ExecStart=(\S+) run --config (\S+)$", unit, re.MULTILINE)
+    assert exec_start
+    credential = re.search(r"^LoadCredential=([\w-]+):(\S+)$", unit, re.MULTILINE)
+    assert credential
+    for path in (
+        exec_start.group(1),
+        exec_start.group(2),
+        credential.group(2),
+        f"/run/credentials/cdnops.service/{credential.group(1)}",
+    ):
+        assert path in doc, path
+
+
+def test_drop_in_example_is_a_service_section() -> None:
+    (drop_in,) = _blocks("ini")
+    lines = [line for line in drop_in.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "[Service]"
+    assert all(line.startswith("IPAddressAllow=") for line in lines[1:])
