@@ -14,8 +14,6 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from cdnops.logfmt import LogfmtFormatter
-
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 
 # syslog priorities, as journalctl -p reads them
@@ -93,13 +91,14 @@ class JournalHandler(logging.Handler):
     Fields: MESSAGE (with the traceback, if any), PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE,
     CODE_LINE, CODE_FUNC, LOGGER, plus one field per `key=value` pair in the message.
     Secret-looking values are replaced by `***`. When the journal socket is missing,
-    busy or refuses a record, that record goes to the fallback stream as a logfmt line
+    busy or refuses a record, that record goes to the fallback stream as a formatted line
     instead: a log line is never lost silently and never blocks the event loop.
 
     Args:
         socket_path: journald's native socket.
         identifier: SYSLOG_IDENTIFIER, what `journalctl -t` selects on.
-        fallback: where records go when the journal cannot take them (stdout by default).
+        fallback: where records go when the journal cannot take them (stdout by default),
+            formatted by the handler's formatter (set one, e.g. `LogfmtFormatter`).
     """
 
     def __init__(
@@ -115,7 +114,6 @@ class JournalHandler(logging.Handler):
         self.fallback = fallback
         self.fallbacks = 0
         self._sock: socket.socket | None = None
-        self.setFormatter(LogfmtFormatter(journald=False))
 
     def fields(self, record: logging.LogRecord) -> dict[str, str]:
         """The journal fields of one record."""
