@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -35,6 +35,9 @@ from cdnops.incidents.tracker import IncidentTracker
 from cdnops.logfmt import setup_logging
 from cdnops.model import DetectionResult, FleetFrame, Inventory
 from cdnops.poll.poller import Poller, PollerOptions
+from cdnops.remediate.audit import RemediationBus
+from cdnops.remediate.engine import Remediator
+from cdnops.remediate.loader import PlaybookSet, load_playbooks
 from cdnops.store.db import Store
 
 log = logging.getLogger("cdnops.app")
@@ -50,14 +53,25 @@ class Loaded:
     settings: Settings
     inventory: Inventory
     token: Secret
+    playbooks: PlaybookSet = field(default_factory=PlaybookSet)
 
 
 def load_all(config_path: Path) -> Loaded:
-    """Load and validate config, inventory and token; raises ConfigError with every issue."""
+    """Load and validate config, inventory, token and playbooks; raises ConfigError with
+    every issue."""
     settings = load_settings(config_path)
     inventory = load_inventory(settings.inventory, settings.poll.health_format)
     token = settings.appliance_token.resolve()
-    return Loaded(settings, inventory, token)
+    return Loaded(settings, inventory, token, load_playbook_set(settings))
+
+
+def load_playbook_set(settings: Settings) -> PlaybookSet:
+    """The playbooks of `remediation.playbooks_dir`; none when it does not exist."""
+    r = settings.remediation
+    if not r.enabled or not r.playbooks_dir.exists():
+        return PlaybookSet()
+    known = (*settings.poll.metrics, *settings.incidents.families.values())
+    return load_playbooks([r.playbooks_dir], metrics=known)
 
 
 def poller_options(settings: Settings) -> PollerOptions:
@@ -74,7 +88,10 @@ def poller_options(settings: Settings) -> PollerOptions:
 
 
 # Settings that a SIGHUP cannot change on a running daemon (the rest is swapped live).
-RESTART_ONLY = ("instance", "state_dir", "poll", "http", "detect", "shutdown_grace_s")
+RESTART_ONLY = (
+    "instance", "state_dir", "poll", "http", "detect", "shutdown_grace_s", "remediation"
+)  # fmt: skip
+# Playbooks themselves are swapped live (a bad set is rejected, the last good one kept).
 # `incidents` is swapped live, except its triage pool and history size (see docs/incidents.md).
 
 
@@ -93,6 +110,7 @@ class Daemon:
         self._latest_result: DetectionResult | None = None
         self._poller: Poller | None = None
         self._tracker: IncidentTracker | None = None
+        self._remediator: Remediator | None = None
         self._ticked = asyncio.Condition()
         self.ticks = 0
         self.http_port: int | None = None
@@ -112,6 +130,13 @@ class Daemon:
         if self._tracker is None:
             raise RuntimeError("the daemon is not running")
         return self._tracker
+
+    @property
+    def remediator(self) -> Remediator:
+        """The remediator (once running, with remediation enabled)."""
+        if self._remediator is None:
+            raise RuntimeError("the daemon is not running or remediation is disabled")
+        return self._remediator
 
     async def wait_ticks(self, n: int) -> int:
         """Wait until `n` more ticks went through detection and incidents; returns the count."""
@@ -134,6 +159,7 @@ class Daemon:
             self._tracker = stack.enter_context(
                 IncidentTracker(settings.incidents, store, EventBus(self.registry))
             )
+            self._remediator = await self._enter_remediator(stack, store, self._tracker)
             http = await stack.enter_async_context(
                 HttpServer(
                     host=settings.http.listen,
@@ -166,7 +192,9 @@ class Daemon:
                     "stopping: letting in-flight polls finish (grace %gs)",
                     settings.shutdown_grace_s,
                 )
-                await poller.stop(settings.shutdown_grace_s)
+                await asyncio.gather(
+                    poller.stop(settings.shutdown_grace_s), self._stop_remediation()
+                )
                 reload_task.cancel()
                 detect_task.cancel()
         await asyncio.to_thread(self._save_engine, engine)
@@ -193,6 +221,7 @@ class Daemon:
             self._latest_result = result
             self.metrics.detection_done(result)
             self._track(frame, result)
+            self._remediate(frame)
             async with self._ticked:
                 self.ticks += 1
                 self._ticked.notify_all()
@@ -206,6 +235,40 @@ class Daemon:
             self._tracker.update(frame, result)
         except Exception:
             log.exception("incident tracking failed on tick %d; skipping it", frame.seq)
+
+    def _remediate(self, frame: FleetFrame) -> None:
+        """Feed the remediator after the tracker; a failure there must not stop the tick."""
+        if self._remediator is None or self._tracker is None:
+            return
+        try:
+            self._remediator.tick(frame, self._tracker.open_incidents(), self._tracker.releasable())
+        except Exception:
+            log.exception("remediation failed on tick %d; skipping it", frame.seq)
+
+    async def _enter_remediator(
+        self, stack: AsyncExitStack, store: Store, tracker: IncidentTracker
+    ) -> Remediator | None:
+        config = self.loaded.settings.remediation
+        if not config.enabled:
+            return None
+        remediator = Remediator(
+            config,
+            self.loaded.playbooks,
+            store,
+            RemediationBus(self.registry),
+            token=self.loaded.token,
+            silence=tracker.silences.add,
+        )
+        log.info(
+            "remediation: %d playbooks%s",
+            len(self.loaded.playbooks),
+            " (dry run)" if config.dry_run else "",
+        )
+        return await stack.enter_async_context(remediator)
+
+    async def _stop_remediation(self) -> None:
+        if self._remediator is not None:
+            await self._remediator.shutdown(self.loaded.settings.shutdown_grace_s)
 
     async def _reload_loop(self, poller: Poller) -> None:
         while True:
@@ -234,8 +297,10 @@ class Daemon:
         poller.replace_inventory(new.inventory)
         if self._tracker is not None:
             self._tracker.reload(new.settings.incidents)
+        if self._remediator is not None:
+            self._remediator.replace_playbooks(new.playbooks)
         kept = old.settings.model_copy(update={"incidents": new.settings.incidents})
-        self.loaded = Loaded(kept, new.inventory, new.token)
+        self.loaded = Loaded(kept, new.inventory, new.token, new.playbooks)
         setup_logging(new.settings.logging.level, new.settings.logging.format)
         self.metrics.config_reloaded(ok=True)
         log.info(

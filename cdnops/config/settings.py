@@ -20,6 +20,7 @@ from pydantic import (
 from cdnops.config.detect import DetectConfig
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.config.issues import LocatedValueError, issues_from_validation, render
+from cdnops.config.remediate import RemediateConfig
 from cdnops.config.secrets import SecretSource, resolve_path
 from cdnops.config.yamlload import YamlDocument, load_yaml
 from cdnops.errors import ConfigError, Issue
@@ -121,6 +122,7 @@ class Settings(_Model):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     detect: DetectConfig = Field(default_factory=DetectConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    remediation: RemediateConfig = Field(default_factory=RemediateConfig)
 
     @field_validator("instance")
     @classmethod

@@ -213,12 +213,13 @@ class Runner:
         self, ex: Execution, cs: CompiledStep, ctx: dict[str, Any]
     ) -> tuple[Outcome, dict[str, Any]]:
         step = cs.step
+        timeout_s = step.timeout_s or self.d.config.action_timeout_s
         for attempt in range(step.retries + 1):
             try:
-                async with asyncio.timeout(step.timeout_s):
+                async with asyncio.timeout(timeout_s):
                     outcome, detail = await self._attempt(ex, cs, self._params(cs, ctx))
             except TimeoutError:
-                outcome, detail = Outcome.FAILED, {"error": f"timed out after {step.timeout_s:g}s"}
+                outcome, detail = Outcome.FAILED, {"error": f"timed out after {timeout_s:g}s"}
             except (ApplianceError, TemplateError, ValidationError, aiohttp.ClientError) as exc:
                 outcome, detail = Outcome.FAILED, {"error": str(exc)}
             if outcome is not Outcome.FAILED or detail.pop("final", False):
@@ -327,7 +328,8 @@ class Runner:
         if ex.dry_run:
             self.record(ex, "action_not_sent", action=name, body=body, dry_run=True)
             return Outcome.OK, {"dry_run": True}
-        return await self._send(ex, appliance, name, body, cs.step.timeout_s)
+        timeout_s = cs.step.timeout_s or self.d.config.action_timeout_s
+        return await self._send(ex, appliance, name, body, timeout_s)
 
     async def _send(
         self, ex: Execution, appliance: Appliance, name: str, body: dict[str, Any], timeout_s: float

@@ -61,7 +61,9 @@ class Step(_Model):
     action: str = Field(description="a registered action, e.g. restart_service or verify")
     params: dict[str, Any] = Field(default_factory=dict)
     when: str | None = Field(default=None, description="run the step only if this holds")
-    timeout_s: float = Field(default=300.0, gt=0, le=86400)
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=86400, description="defaults to remediation.action_timeout_s"
+    )
     retries: int = Field(default=0, ge=0, le=10)
     backoff_s: float = Field(default=2.0, ge=0, le=3600)
     continue_on_failure: bool = False
