@@ -20,6 +20,7 @@ class Columns:
     metrics: tuple[str, ...]
     up: F32  # 1 where a rise is bad
     down: F32  # 1 where a drop is bad
+    neg_down: F32  # -down, so a drop's z-score turns positive in one multiplication
     temporal: BoolArray
     peers: BoolArray
     traffic: BoolArray
@@ -42,10 +43,12 @@ class Columns:
 
         bounds = [cfg.bounds.get(name) for name in metrics]
         trend = [(j, cfg.trend[name]) for j, name in enumerate(metrics) if name in cfg.trend]
+        down = vec([float(r.direction in (Direction.DOWN, Direction.BOTH)) for r in rules])
         return cls(
             metrics=tuple(metrics),
             up=vec([float(r.direction in (Direction.UP, Direction.BOTH)) for r in rules]),
-            down=vec([float(r.direction in (Direction.DOWN, Direction.BOTH)) for r in rules]),
+            down=down,
+            neg_down=-down,
             temporal=np.array([r.temporal and cfg.temporal.enabled for r in rules], np.bool_),
             peers=np.array([r.peers and cfg.peers.enabled for r in rules], np.bool_),
             traffic=np.array([r.traffic for r in rules], np.bool_),

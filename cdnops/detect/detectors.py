@@ -16,52 +16,59 @@ _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standar
 
 
 class SiteGroups:
-    """Rows grouped by site in a padded (sites, width) table, built once per inventory.
+    """Rows grouped by site in a padded (sites, metrics, width) block, built once per inventory.
 
-    Peers need a median per site and metric at every tick; sorting a padded
-    (sites, metrics, width) block with NaN padding gives all of them at once.
+    Peers need a median per site and metric at every tick; one gather of the values into
+    the padded block (NaN padding, which sorts last) and one in-place sort give all of them.
     """
 
-    def __init__(self, site_index: IntArray, n_sites: int) -> None:
+    def __init__(self, site_index: IntArray, n_sites: int, m: int) -> None:
         n = len(site_index)
         order = np.argsort(site_index, kind="stable")
         counts = np.bincount(site_index, minlength=n_sites) if n else np.zeros(n_sites, np.intp)
-        self.n_sites = n_sites
+        self.n_sites, self.m = n_sites, m
         self.width = int(counts.max()) if n else 0
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         sorted_sites = site_index[order]
-        slot = np.arange(n) - starts[sorted_sites]
-        # flat position of each row in the padded table
-        self.pos = np.empty(n, np.intp)
-        self.pos[order] = sorted_sites * self.width + slot
+        slot = np.empty(n, np.intp)
+        slot[order] = np.arange(n) - starts[sorted_sites]
+        # flat index into the values (n * m, then one NaN) of each cell of the block
+        src = np.full((n_sites, m, self.width), n * m, np.intp)
+        cols = np.arange(m)
+        src[site_index[:, None], cols[None, :], slot[:, None]] = np.arange(n)[:, None] * m + cols
+        self.src = src.reshape(-1)
         self.site_index = site_index
+        self._xm = np.empty(n * m + 1, STATE_DTYPE)
+        self._block = np.empty((n_sites, m, self.width), STATE_DTYPE)
 
     def medians(self, x: F32, ok: BoolArray) -> tuple[F32, F32, npt.NDArray[np.intp]]:
         """Per site and column: median of x where ok, MAD, and how many values were used."""
-        m = x.shape[1]
-        table = np.full((self.n_sites * self.width, m), np.nan, STATE_DTYPE)
-        table[self.pos] = np.where(ok, x, np.float32(np.nan))
-        block = table.reshape(self.n_sites, self.width, m).transpose(0, 2, 1)
-        med, count = _sorted_median(block)
-        dev = np.abs(block - med[:, :, None])
-        mad, _ = _sorted_median(dev)
+        xm, block = self._xm, self._block
+        xm[:-1] = x.reshape(-1)
+        xm[np.flatnonzero(~ok)] = np.float32(np.nan)
+        xm[-1] = np.float32(np.nan)
+        np.take(xm, self.src, out=block.reshape(-1))
+        block.sort(axis=-1)
+        count = self.width - np.count_nonzero(np.isnan(block), axis=-1)
+        med = _sorted_median(block, count)
+        np.subtract(block, med[:, :, None], out=block)
+        np.abs(block, out=block)
+        block.sort(axis=-1)
+        mad = _sorted_median(block, count)
         return med, mad, count
 
 
-def _sorted_median(block: F32) -> tuple[F32, npt.NDArray[np.intp]]:
-    """Median along the last axis ignoring NaN (sorted last); NaN where there is nothing."""
-    s = np.sort(block, axis=-1)
-    count = np.count_nonzero(~np.isnan(block), axis=-1)
+def _sorted_median(s: F32, count: npt.NDArray[np.intp]) -> F32:
+    """Median along the last axis of a block sorted with NaN last; NaN where it is empty."""
+    if s.shape[-1] == 0:
+        return np.full(s.shape[:-1], np.nan, STATE_DTYPE)
     lo = np.maximum(count - 1, 0) // 2
-    hi = count // 2
-    hi = np.minimum(hi, max(block.shape[-1] - 1, 0))
-    if block.shape[-1] == 0:
-        return np.full(block.shape[:-1], np.nan, STATE_DTYPE), count
+    hi = np.minimum(count // 2, s.shape[-1] - 1)
     a = np.take_along_axis(s, lo[..., None], axis=-1)[..., 0]
     b = np.take_along_axis(s, hi[..., None], axis=-1)[..., 0]
     med: F32 = (0.5 * (a + b)).astype(STATE_DTYPE, copy=False)
     np.copyto(med, np.float32(np.nan), where=count == 0)
-    return med, count
+    return med
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +88,18 @@ def compare_peers(
     `ok` marks the values that may be part of a site's baseline (valid, serving);
     sites with fewer than `min_peers` of them give no verdict.
     """
-    columns = cols.peers
-    med, mad, count = groups.medians(x, ok & columns)
+    ok = ok & cols.peers
+    med, mad, count = groups.medians(x, ok)
     p = cfg.peers
     sigma = np.maximum(mad * np.float32(_MAD_TO_SIGMA), np.abs(med) * np.float32(p.rel_floor))
     np.maximum(sigma, np.float32(p.abs_floor), out=sigma)
     np.maximum(sigma, np.sqrt(cols.min_var), out=sigma)
+    # a NaN centre gives NaN z-scores: no verdict where the site is too small
+    centre = np.where(count < p.min_peers, np.float32(np.nan), med)
     site = groups.site_index
-    z = (x - med[site]) / sigma[site]
-    np.copyto(z, np.float32(np.nan), where=~(ok & columns) | (count[site] < p.min_peers))
+    z = np.subtract(x, np.take(centre, site, axis=0))
+    z /= np.take(sigma, site, axis=0)
+    z.reshape(-1)[np.flatnonzero(~ok)] = np.float32(np.nan)
     return PeerView(z=z, median=med, count=count)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from cdnops.config.detect import DetectConfig
 from cdnops.detect import persist
@@ -63,7 +64,7 @@ class DetectionEngine:
     def __init__(self, config: DetectConfig, metrics: Sequence[str]) -> None:
         self.config = config
         self.cols = Columns.build(config, metrics)
-        self._params = TemporalParams.from_config(config.temporal)
+        self._params = TemporalParams.from_config(config.temporal, config.warmup_ticks)
         self._reach_thr = reach_thresholds(config)
         self.reporter = Reporter(self)
         self.reset()
@@ -146,30 +147,28 @@ class DetectionEngine:
         cfg, cols = self.config, self.cols
         x, valid = self._values(frame)
         serving = frame.state == ApplianceState.SERVING
-        learn = valid & ~(~serving[:, None] & cols.traffic)
-        t = cfg.temporal
+        all_serving = bool(serving.all())
+        learn = valid if all_serving else valid & ~(~serving[:, None] & cols.traffic)
         likelihood, score, surprise = self.temporal.update(
             x, learn, cols.up, cols.down, cols.min_var
         )
-        baseline_ok = learn & (self.temporal.count > cfg.warmup_ticks)
+        judged = self._judged(learn)
         # improbable *and* far from the baseline: a quiet series' small wobble is improbable
-        # but not worth an operator's attention
-        temporal = baseline_ok & (likelihood >= np.float32(t.threshold)) & cols.temporal
-        temporal &= surprise >= np.float32(t.min_z)
-        np.copyto(score, np.float32(np.nan), where=~(baseline_ok & cols.temporal))
+        # but not worth an operator's attention; both are rare, so look at those cells only
+        cand = np.flatnonzero(surprise >= np.float32(cfg.temporal.min_z))
+        cand = cand[
+            judged.reshape(-1)[cand]
+            & (likelihood.reshape(-1)[cand] >= np.float32(cfg.temporal.threshold))
+        ]
+        np.copyto(score, np.float32(np.nan), where=~judged)
         bounds = learn & ((x > cols.above) | (x < cols.below))
         counter = learn & (x > cols.counter_limit)
         peers = np.zeros_like(valid)
-        view = None
-        peers = np.zeros_like(valid)
-        view = self._peers(x, learn & serving[:, None])
+        view = self._peers(x, learn if all_serving else learn & serving[:, None])
         if view is not None:
-            dz = np.fmax(view.z * cols.up, -view.z * cols.down)
-            peers = dz >= np.float32(cfg.peers.z)
-            np.fmax(score, dz * dz / (dz * dz + np.float32(cfg.peers.z) ** 2), out=score)
-            # traffic moves with demand, site-wide: only departures from the site count
-            confirmed = (dz >= np.float32(cfg.peers.confirm_z)) | np.isnan(view.z)
-            temporal &= confirmed | ~cols.traffic
+            peers, cand = self._score_peers(view, score, cand)
+        temporal = np.zeros_like(valid)
+        temporal.reshape(-1)[cand] = True
         trend, eta = self._trend(x, learn)
         if len(cols.trend_cols):
             near = np.clip(1.0 - eta / (2.0 * cols.horizon_s), 0.0, 1.0)
@@ -178,6 +177,35 @@ class DetectionEngine:
         hard = bounds | counter
         np.copyto(score, np.float32(1.0), where=hard)
         return Verdicts(x, valid, temporal, peers, bounds, counter, trend, eta, view, score)
+
+    def _judged(self, learn: BoolArray) -> BoolArray:
+        """Cells the temporal detector gives a verdict on: learned from, warmed up, enabled."""
+        cols = self.cols
+        if self.temporal.oldest > self.config.warmup_ticks:
+            return learn if cols.temporal.all() else learn & cols.temporal
+        out: BoolArray = learn & (self.temporal.count > self.config.warmup_ticks)
+        out &= cols.temporal
+        return out
+
+    def _score_peers(
+        self, view: PeerView, score: F32, cand: npt.NDArray[np.intp]
+    ) -> tuple[BoolArray, npt.NDArray[np.intp]]:
+        """Peers verdicts, their score folded into `score`, and the temporal candidates that
+        survive the site confirmation."""
+        cols, p = self.cols, self.config.peers
+        dz = np.multiply(view.z, cols.up)
+        np.fmax(dz, np.multiply(view.z, cols.neg_down), out=dz)
+        peers: BoolArray = dz >= np.float32(p.z)
+        z2 = np.multiply(dz, dz, out=dz)
+        z2 /= z2 + np.float32(p.z) ** 2
+        np.fmax(score, z2, out=score)
+        # traffic moves with demand, site-wide: only departures from the site count
+        m = score.shape[1]
+        need = cols.traffic[cand % m]
+        zc = view.z.reshape(-1)[cand]
+        dzc = np.fmax(zc * cols.up[cand % m], zc * cols.neg_down[cand % m])
+        keep = ~need | (dzc >= np.float32(p.confirm_z)) | np.isnan(zc)
+        return peers, cand[keep]
 
     def _peers(self, x: F32, ok: BoolArray) -> PeerView | None:
         """The site comparison, when some site is large enough for a verdict."""
@@ -212,7 +240,9 @@ class DetectionEngine:
             rows = np.array([old.get(a, -1) for a in ids], np.intp)
             self._take(rows, rows >= 0, ids)
         self._inventory = inv
-        self._groups = SiteGroups(frame.site_index.astype(np.intp), len(frame.sites))
+        self._groups = SiteGroups(
+            frame.site_index.astype(np.intp), len(frame.sites), len(self.cols.metrics)
+        )
         self.reporter.reindex(inv, frame.sites, frame.site_index)
 
     def _take(self, rows: np.ndarray, keep: BoolArray, ids: tuple[str, ...]) -> None:

@@ -19,9 +19,15 @@ class Hysteresis:
         self.bits = np.zeros(shape, np.uint16)
         self.active = np.zeros(shape, np.bool_)
         self.clean = np.zeros(shape, np.int32)  # clean ticks in a row while active
+        self._idle = False  # no bit set and nothing active: a tick without firing is a no-op
 
     def update(self, fired: BoolArray) -> tuple[BoolArray, BoolArray]:
         """Fold one tick of verdicts in; returns (entered, cleared) masks."""
+        if self._idle and not fired.any():
+            # nothing can enter or clear, and the bits and counters stay as they are (clean
+            # only matters while active); the healthy fleet's usual tick
+            none = np.zeros(self.bits.shape, np.bool_)
+            return none, none
         self.bits <<= np.uint16(1)
         self.bits |= fired
         self.bits &= self.mask
@@ -34,6 +40,7 @@ class Hysteresis:
         # forget the firings before the clean run, or a short clear_ticks could let them
         # count again on the next tick
         np.copyto(self.bits, np.uint16(0), where=cleared)
+        self._idle = not self.active.any() and not self.bits.any()
         return entered, cleared
 
     def grow(self, shape: tuple[int, ...]) -> None:
@@ -45,6 +52,7 @@ class Hysteresis:
             new = np.zeros(shape, old.dtype)
             new[tuple(slice(0, s) for s in old.shape)] = old
             setattr(self, name, new)
+        self._idle = False
 
     def take(self, rows: npt.NDArray[np.intp], keep: BoolArray) -> None:
         """Re-index rows after an inventory change; new rows start clean."""
@@ -53,3 +61,4 @@ class Hysteresis:
             new = np.zeros((len(rows), *old.shape[1:]), old.dtype)
             new[keep] = old[rows[keep]]
             setattr(self, name, new)
+        self._idle = False

@@ -49,9 +49,10 @@ class TemporalParams:
     abs_floor2: float
     threshold: float
     refractory: int
+    warmup: int = 0  # a series arms the re-alarm damping only once it has more values
 
     @classmethod
-    def from_config(cls, cfg: TemporalConfig) -> TemporalParams:
+    def from_config(cls, cfg: TemporalConfig, warmup: int = 0) -> TemporalParams:
         """EWMA weights are 1/ticks so a window of N ticks has a memory of about N ticks."""
         return cls(
             a_fast=1.0 / cfg.fast_ticks,
@@ -63,6 +64,7 @@ class TemporalParams:
             abs_floor2=cfg.abs_floor**2,
             threshold=cfg.threshold,
             refractory=cfg.refractory_ticks,
+            warmup=warmup,
         )
 
 
@@ -86,6 +88,40 @@ class TemporalState:
         self.arrays: dict[str, F32] = {k: np.zeros(shape, STATE_DTYPE) for k in STATE_FIELDS}
         self.count = np.zeros(shape, np.int32)  # valid updates so far (warm-up)
         self.seeded = np.zeros(shape, np.bool_)
+        self._kernel: Kernel | None = None
+
+    @property
+    def count(self) -> npt.NDArray[np.int32]:
+        """Valid updates so far per series (the warm-up and the running-mean start)."""
+        return self._count
+
+    @count.setter
+    def count(self, value: npt.NDArray[np.int32]) -> None:
+        self._count = value
+        self._oldest: int | None = None
+        self._quiet: npt.NDArray[np.intp] | None = None  # cells that may have quiet > 0
+
+    @property
+    def oldest(self) -> int:
+        """The smallest count, kept up to date without a pass over the whole block."""
+        if self._oldest is None:
+            self._oldest = int(self._count.min()) if self._count.size else 0
+        return self._oldest
+
+    def note_counts(self, missed: npt.NDArray[np.intp], counts: npt.NDArray[np.int32]) -> None:
+        """After a tick where every series but `missed` (with `counts`) gained one value."""
+        low = int(counts.min()) if counts.size else self.oldest + 1
+        self._oldest = min(self.oldest + 1, low)
+
+    def quiet_cells(self) -> npt.NDArray[np.intp]:
+        """Flat indices of the series that may still be in their re-alarm damping."""
+        if self._quiet is None:
+            self._quiet = np.flatnonzero(self.arrays["quiet"] > 0)
+        return self._quiet
+
+    def set_quiet_cells(self, cells: npt.NDArray[np.intp]) -> None:
+        """Record the cells `quiet_cells` returns on the next tick."""
+        self._quiet = cells
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -123,7 +159,19 @@ class TemporalState:
             direction-aware z-score of the two baselines. All are meaningless where `valid`
             is False or the series is not warmed up.
         """
-        oldest = int(self.count.min()) if self.count.size else 0
+        if min_var is None:
+            min_var = np.full(self.shape[1], self.params.abs_floor2, STATE_DTYPE)
+        if self.oldest >= _YOUNG_TICKS and self.params.refractory:
+            if self._kernel is None or self._kernel.shape != self.shape:
+                self._kernel = Kernel(self.shape)
+            return self._kernel.update(self, x, valid, up, down, min_var)
+        return self._update_young(x, valid, up, down, min_var)
+
+    def _update_young(
+        self, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32
+    ) -> tuple[F32, F32, F32]:
+        """The general update: seeds new series and does not clip young ones."""
+        oldest = self.oldest
         if oldest == 0:
             self._seed(x, valid)
         a, p = self.arrays, self.params
@@ -134,7 +182,7 @@ class TemporalState:
         # Once every series is old enough the weights are scalars, which saves passes.
         weight = _Weights(self.count, oldest, vf)
         floor2 = a["mean_s"] * a["mean_s"] * np.float32(p.rel_floor2)
-        floor2 += np.float32(p.abs_floor2) if min_var is None else min_var
+        floor2 += min_var
         z_slow, sd_s = _zscore(xf, a["mean_s"], a["var_s"], floor2)
         z_fast, sd_f = _zscore(xf, a["mean_f"], a["var_f"], floor2)
         raw = _directed2(z_slow, z_fast, up, down)
@@ -145,7 +193,7 @@ class TemporalState:
         ):
             _ewm_clipped(mean, var, z, sd, weight(alpha), p.clip, young)
         likelihood = self._likelihood(raw, weight)
-        self.count += valid
+        self.count = self.count + valid
         if self.params.refractory:
             return likelihood, self._damp_repeats(likelihood, vf), raw
         return likelihood, likelihood, raw
@@ -177,7 +225,9 @@ class TemporalState:
         np.multiply(damped, np.float32(0.5), out=damped, where=quiet > 0)
         quiet -= vf
         np.maximum(quiet, 0.0, out=quiet)
-        np.copyto(quiet, np.float32(self.params.refractory), where=damped >= self.params.threshold)
+        # a score before the warm-up is never reported, so it is no alarm to damp repeats of
+        arm = (damped >= self.params.threshold) & (self.count > self.params.warmup)
+        np.copyto(quiet, np.float32(self.params.refractory), where=arm)
         return damped
 
     def take(self, rows: npt.NDArray[np.intp], keep: BoolArray) -> None:
@@ -187,6 +237,7 @@ class TemporalState:
             self.arrays[k] = _take_rows(arr, rows, keep, 0.0)
         self.count = _take_rows(self.count, rows, keep, 0)
         self.seeded = _take_rows(self.seeded, rows, keep, False)
+        self._kernel = None
 
 
 def _take_rows(arr: _A, rows: npt.NDArray[np.intp], keep: BoolArray, fill: object) -> _A:
@@ -262,3 +313,6 @@ class _Weights:
         if self._inv is None:
             self._inv = np.reciprocal(self.count + np.float32(1.0), dtype=STATE_DTYPE)
         return np.maximum(self._inv, np.float32(alpha)) * self.vf
+
+
+from cdnops.detect.kernel import Kernel  # noqa: E402  (the kernel uses this module's helpers)
