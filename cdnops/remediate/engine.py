@@ -160,6 +160,8 @@ class Remediator:
             return None  # waiting for group_wait: nothing decided yet
         if not inc.active and released:
             return None  # quiet: what triggered it is not happening now
+        if any(ex.pb is pb and ex.incident.id == inc.id for ex, _ in self.running.values()):
+            return None  # already on it
         blocked = next((v for v in self.verdicts(pb, inc) if not v.ok), None)
         key = (inc.id, pb.name)
         if blocked is not None:

@@ -135,6 +135,13 @@ async def test_acute_faults_get_the_right_action_and_recover(
                 leak: "memory_leak"}  # fmt: skip
         await until(d, lambda: fixed(sim) == want)
         await until(d, lambda: not d.remediator.running)
+        statuses = {(r.playbook, r.status) for r in d.remediator.audit.store.executions()}
+    assert statuses == {
+        ("restart-crashed-nginx", "succeeded"),
+        ("reboot-hung", "succeeded"),
+        ("purge-corrupted-cache", "succeeded"),
+        ("memory-leak-ladder", "succeeded"),
+    }
     done = actions(sim)
     assert (crash, "restart_service") in done
     assert (hung, "reboot") in done
