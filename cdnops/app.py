@@ -38,6 +38,7 @@ from cdnops.poll.poller import Poller, PollerOptions
 from cdnops.remediate.audit import RemediationBus
 from cdnops.remediate.engine import Remediator
 from cdnops.remediate.loader import PlaybookSet, load_playbooks
+from cdnops.sdnotify import Notifier, watchdog_interval_s, watchdog_loop
 from cdnops.store.db import Store
 
 log = logging.getLogger("cdnops.app")
@@ -115,6 +116,7 @@ class Daemon:
         self.ticks = 0
         self.http_port: int | None = None
         self.ready = asyncio.Event()
+        self.notifier = Notifier.from_env()
 
     def request_stop(self) -> None:
         """Ask the daemon to shut down gracefully (what SIGTERM does)."""
@@ -186,8 +188,14 @@ class Daemon:
                     self._detect_loop(poller, engine, http), name="cdnops.detect"
                 )
                 reload_task = tg.create_task(self._reload_loop(poller), name="cdnops.reload")
+                if (watchdog_s := watchdog_interval_s()) is not None:
+                    watchdog_task = tg.create_task(
+                        watchdog_loop(self.notifier, watchdog_s), name="cdnops.watchdog"
+                    )
                 self.ready.set()
+                self.notifier.ready(self._summary())
                 await self._stop.wait()
+                self.notifier.stopping()
                 log.info(
                     "stopping: letting in-flight polls finish (grace %gs)",
                     settings.shutdown_grace_s,
@@ -196,6 +204,8 @@ class Daemon:
                     poller.stop(settings.shutdown_grace_s), self._stop_remediation()
                 )
                 reload_task.cancel()
+                if watchdog_s is not None:
+                    watchdog_task.cancel()
                 detect_task.cancel()
         await asyncio.to_thread(self._save_engine, engine)
         log.info("stopped cleanly")
@@ -226,6 +236,8 @@ class Daemon:
                 self.ticks += 1
                 self._ticked.notify_all()
             http.set_ready()
+            if self.notifier.enabled:  # the summary walks the inventory: only under systemd
+                self.notifier.status(self._summary())
 
     def _track(self, frame: FleetFrame, result: DetectionResult) -> None:
         """Feed the incident tracker; a failure there must not stop detection or polling."""
@@ -274,7 +286,11 @@ class Daemon:
         while True:
             await self._reload.wait()
             self._reload.clear()
-            await self._reload_once(poller)
+            self.notifier.reloading()
+            try:
+                await self._reload_once(poller)
+            finally:
+                self.notifier.ready(self._summary())
 
     async def _reload_once(self, poller: Poller) -> None:
         """Validate the new config off to the side; swap only if it is valid."""
@@ -309,6 +325,10 @@ class Daemon:
             len(new_ids - old_ids),
             len(old_ids - new_ids),
         )
+
+    def _summary(self) -> str:
+        inv = self.loaded.inventory
+        return f"{self.ticks} ticks, {len(inv.appliances)} appliances in {len(inv.sites)} sites"
 
     def _open_store(self) -> Store:
         state_dir = self.loaded.settings.state_dir

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Literal, TextIO
 
+from cdnops.journal import JournalHandler
+
 LogFormat = Literal["auto", "logfmt", "journald"]
 
 # syslog priorities, which journald reads from a `<N>` line prefix.
@@ -59,11 +61,16 @@ def setup_logging(
 ) -> None:
     """Route every `cdnops.*` logger to one stdout handler; safe to call again on reload."""
     journald = fmt == "journald" or (fmt == "auto" and "JOURNAL_STREAM" in os.environ)
-    handler = logging.StreamHandler(stream or sys.stdout)
+    out = stream or sys.stdout
+    # under systemd: native journal fields; records the journal refuses still reach stdout
+    handler: logging.Handler = (
+        JournalHandler(fallback=out) if journald else logging.StreamHandler(out)
+    )
     handler.setFormatter(LogfmtFormatter(journald=journald))
     root = logging.getLogger("cdnops")
     for old in list(root.handlers):
         root.removeHandler(old)
+        old.close()  # a JournalHandler holds a socket; one per reload would leak
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
