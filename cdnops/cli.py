@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("cdnops.config.validate", "check config, inventory and playbook files"),
     "detect": ("cdnops.detect.cli", "backtest the detectors on a timestamp,value CSV"),
     "schema": ("cdnops.remediate.schemacli", "print the JSON Schema of playbook files"),
+    "playbook": ("cdnops.remediate.cli", "dry-run playbooks against a sample incident"),
 }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cdnops.config.remediate import RemediateConfig
+from cdnops.config.remediate import CapacityConfig, RemediateConfig
 from cdnops.model import ApplianceState, FleetFrame, PollFailure
 from cdnops.store.db import Store
 
@@ -161,28 +161,46 @@ class Guards:
         if not serving[row]:
             return Verdict("capacity", True, "already out of service")
         site = frame.site_index == frame.site_index[row]
-        n_site, serving_site = int(site.sum()), int((serving & site).sum()) - 1
-        cap = self.config.capacity
         site_name = frame.sites[int(frame.site_index[row])]
-        if (n_site - serving_site) > cap.max_unavailable_fraction * n_site + 1e-9:
-            return Verdict(
-                "capacity",
-                False,
-                f"site {site_name} would have {n_site - serving_site} of {n_site} appliances "
-                f"unavailable (max {cap.max_unavailable_fraction:g})",
-            )
-        if serving_site < cap.min_serving:
-            return Verdict(
-                "capacity",
-                False,
-                f"site {site_name} would have {serving_site} serving (floor {cap.min_serving})",
-            )
-        unavailable = frame.n - int(np.count_nonzero(serving)) + 1
-        if unavailable > cap.fleet_max_unavailable_fraction * frame.n + 1e-9:
-            return Verdict(
-                "capacity",
-                False,
-                f"fleet would have {unavailable} of {frame.n} appliances unavailable "
-                f"(max {cap.fleet_max_unavailable_fraction:g})",
-            )
-        return Verdict("capacity", True, f"site {site_name} keeps {serving_site} serving")
+        return capacity_check(
+            self.config.capacity,
+            site=site_name,
+            site_n=int(site.sum()),
+            site_serving_after=int((serving & site).sum()) - 1,
+            fleet_n=frame.n,
+            fleet_unavailable_after=frame.n - int(np.count_nonzero(serving)) + 1,
+        )
+
+
+def capacity_check(
+    cap: CapacityConfig,
+    *,
+    site: str,
+    site_n: int,
+    site_serving_after: int,
+    fleet_n: int,
+    fleet_unavailable_after: int,
+) -> Verdict:
+    """The capacity rails, on counts after the action (pure, shared with `playbook test`)."""
+    unavailable = site_n - site_serving_after
+    if unavailable > cap.max_unavailable_fraction * site_n + 1e-9:
+        return Verdict(
+            "capacity",
+            False,
+            f"site {site} would have {unavailable} of {site_n} appliances "
+            f"unavailable (max {cap.max_unavailable_fraction:g})",
+        )
+    if site_serving_after < cap.min_serving:
+        return Verdict(
+            "capacity",
+            False,
+            f"site {site} would have {site_serving_after} serving (floor {cap.min_serving})",
+        )
+    if fleet_unavailable_after > cap.fleet_max_unavailable_fraction * fleet_n + 1e-9:
+        return Verdict(
+            "capacity",
+            False,
+            f"fleet would have {fleet_unavailable_after} of {fleet_n} appliances unavailable "
+            f"(max {cap.fleet_max_unavailable_fraction:g})",
+        )
+    return Verdict("capacity", True, f"site {site} keeps {site_serving_after} serving")
