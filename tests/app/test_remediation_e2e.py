@@ -228,3 +228,25 @@ async def test_restart_mid_cooldown_keeps_the_cooldown(sim: SimServer, tmp_path:
         )
         await asyncio.wait_for(d.wait_ticks(10), 10)
     assert actions(sim) == [(target, "restart_service")]
+
+
+async def test_bad_playbook_at_reload_keeps_the_last_good_set(
+    sim: SimServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_setup(tmp_path, sim)
+    async with running(path, warm=False) as d:
+        good = d.remediator.playbooks
+        assert len(good) == 10
+        (tmp_path / "playbooks" / "zz-bad.yaml").write_text(
+            "name: bad\ntrigger: {kind: unreachable}\nsteps:\n  - action: rebot\n"
+        )
+        d.request_reload()
+        await until(d, lambda: "reload rejected" in caplog.text, max_ticks=50)
+        assert d.remediator.playbooks is good
+        assert 'zz-bad.yaml:4:13: steps[0].action: unknown action "rebot"' in caplog.text
+        (tmp_path / "playbooks" / "zz-bad.yaml").write_text(
+            "name: extra\ntrigger: {kind: unreachable}\nsteps:\n  - action: reboot\n"
+        )
+        d.request_reload()
+        await until(d, lambda: d.remediator.playbooks is not good, max_ticks=50)
+        assert "extra" in d.remediator.playbooks.playbooks

@@ -21,6 +21,7 @@ from remediate_helpers import (
 
 from cdnops.model import ApplianceState, ServiceStatus
 from cdnops.sim.server import SimServer, SimSpec
+from cdnops.store.db import ExecutionRow, Store
 
 
 @pytest.fixture
@@ -297,3 +298,38 @@ async def test_verify_escalation_ladder(sim: SimServer, tmp_path: Path) -> None:
             "step_started", "escalated", "step_finished", "execution_finished"
         ]  # fmt: skip
     assert actions(sim) == [(target, "restart_service"), (target, "collect_diagnostics")]
+
+
+async def test_shutdown_grace_interrupts_and_records(sim: SimServer, tmp_path: Path) -> None:
+    text = """\
+    name: slow
+    trigger: {kind: service_failed}
+    steps:
+      - action: wait
+        params: {seconds: 30}
+    """
+    frames = Frames(inventory_of(sim.inventory()))
+    inc = incident(ids(sim)[0], site_of(sim))
+    async with remediator(tmp_path / "s.db", playbooks(tmp_path, text), config()) as (rem, ev):
+        [ex] = rem.tick(frames.frame(), [inc], [inc])
+        assert await rem.shutdown(0.05) == (0, 1)
+        [row] = rem.audit.store.executions()
+        assert (row.id, row.status) == (ex.id, "interrupted")
+    assert ev[-1].event == "execution_finished"
+    assert ev[-1].detail == {"status": "interrupted", "dry_run": False}
+
+
+async def test_execution_left_running_by_a_crash_is_marked_interrupted(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        store.write_remediation(
+            [
+                ExecutionRow(
+                    "e1", "p", "i1", "sea01-oca-001", "sea01", "running", False, 5.0, None, ""
+                )
+            ]
+        )
+    pbs = playbooks(tmp_path, RESTART)
+    async with remediator(tmp_path / "s.db", pbs, config(), Clock(50.0)) as (rem, ev):
+        [row] = rem.audit.store.executions()
+        assert (row.status, row.ended_ts) == ("interrupted", 50.0)
+    assert [(e.event, e.execution_id) for e in ev] == [("execution_interrupted", "e1")]
