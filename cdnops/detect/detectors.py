@@ -119,19 +119,38 @@ class TrendState:
         self.beta = np.float32(2.0 / (ticks + 1))
 
     def update(self, x: F32, valid: BoolArray) -> None:
-        """Fold one tick in; cells without a value keep their level and slope."""
-        first = valid & (self.count == 0)
-        np.copyto(self.level, x, where=first)
-        step = valid & ~first
+        """Fold one tick in; cells without a value keep their level and slope.
+
+        Every cell is computed and the few without a value are put back afterwards, which
+        is cheaper than masking each step."""
+        fields = (self.level, self.slope, self.resid, self.slope_slow, self.count)
+        bad = np.flatnonzero(~valid)
+        saved = [f.reshape(-1)[bad] for f in fields]
+        first = np.flatnonzero(valid & (self.count == 0))
         pred = self.level + self.slope
-        err = np.where(step, x, pred) - pred
-        self.resid += self.beta * (err * err - self.resid) * step
-        level = pred + self.alpha * err
-        slope = self.slope + self.beta * ((level - self.level) - self.slope)
-        np.copyto(self.level, level, where=step)
-        np.copyto(self.slope, slope, where=step)
-        self.slope_slow += self.gamma * (self.slope - self.slope_slow) * step
-        self.count += valid
+        err = np.subtract(x, pred)
+        sq = err * err
+        sq -= self.resid
+        sq *= self.beta
+        self.resid += sq
+        err *= self.alpha
+        err += pred  # the new level
+        np.subtract(err, self.level, out=pred)  # its step
+        pred -= self.slope
+        pred *= self.beta
+        self.slope += pred
+        self.level[...] = err
+        np.subtract(self.slope, self.slope_slow, out=pred)
+        pred *= self.gamma
+        self.slope_slow += pred
+        self.count += 1
+        for f, v in zip(fields, saved, strict=True):
+            f.reshape(-1)[bad] = v
+        if first.size:
+            # a first value is the level; there is no step to learn a slope from
+            for f in (self.slope, self.resid, self.slope_slow):
+                f.reshape(-1)[first] = 0.0
+            self.level.reshape(-1)[first] = x.reshape(-1)[first]
 
     def steady(self, ticks: int) -> BoolArray:
         """Whether the rise over `ticks` stands out of the noise (3 sigma of the forecast
