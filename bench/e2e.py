@@ -1,0 +1,238 @@
+"""Benchmark: a daemon with the shipped playbooks against a simulated fleet with mixed faults.
+
+Run: python bench/e2e.py [--appliances 1000] [--sites 25] [--interval 1.0] [--per-kind 3]
+         [--timeout 240] [--seed 5]
+
+Prints, per fault kind, the time from injection to the first right action and to
+recovery, and the false actions (on healthy appliances, of the wrong kind, or on the
+appliances of a site in an upstream outage). Simulator and daemon share one process
+and one event loop, so at large fleets the simulator's cost slows the daemon's ticks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cdnops.app import Daemon, load_all
+from cdnops.sim.server import SimServer, SimSpec
+
+TOKEN = "bench-e2e-token"
+PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
+# Realistic action durations are shrunk by this much, and the playbooks' times with them.
+SCALE = 0.05
+SCALED_KEYS = {"within_s", "hold_s", "seconds", "timeout_s", "backoff_s", "cooldown_s"}
+
+# kind -> (params, the right actions, whether it is acute, what counts as recovered)
+FAULTS: dict[str, tuple[dict[str, Any], frozenset[str], bool, str]] = {
+    "service_crash": ({"service": "nginx"}, frozenset({"restart_service"}), True, "fixed"),
+    "hung": ({}, frozenset({"reboot"}), True, "fixed"),
+    "cache_corruption": ({}, frozenset({"purge_cache"}), True, "fixed"),
+    "memory_leak": ({"tau_s": 20.0}, frozenset({"restart_service", "reboot"}), False, "fixed"),
+    "disk_failure": ({"errors_per_s": 50.0}, frozenset({"collect_diagnostics", "drain"}), False,
+                     "drained"),
+    "nic_degradation": ({}, frozenset({"collect_diagnostics", "drain"}), True, "drained"),
+    "thermal": ({"rise_c": 400.0}, frozenset({"drain"}), False, "drained"),
+}  # fmt: skip
+
+
+@dataclass
+class Injected:
+    """One fault and what became of it."""
+
+    kind: str
+    target: str
+    ts: float
+    first_right_s: float | None = None
+    recovered_s: float | None = None
+    actions: list[str] = field(default_factory=list)
+
+
+def scaled(node: Any) -> Any:
+    """The playbook tree with every duration multiplied by SCALE."""
+    if isinstance(node, dict):
+        return {
+            k: v * SCALE if k in SCALED_KEYS and isinstance(v, int | float) else scaled(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [scaled(v) for v in node]
+    return node
+
+
+def write_setup(root: Path, sim: SimServer, args: argparse.Namespace) -> Path:
+    sim.write_inventory(root / "inventory.yaml")
+    (root / "playbooks").mkdir()
+    for src in PLAYBOOKS.glob("*.yaml"):
+        data = scaled(yaml.safe_load(src.read_text()))
+        (root / "playbooks" / src.name).write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = {
+        "inventory": "inventory.yaml",
+        "state_dir": "state",
+        "appliance_token": {"env": "CDNOPS_BENCH_TOKEN"},
+        "logging": {"level": "warning"},
+        "poll": {"interval_s": args.interval, "timeout_s": args.interval * 0.75,
+                 "concurrency": 1024},
+        "http": {"port": 0},
+        "detect": {"warmup_ticks": 15},
+        "incidents": {"group_wait_s": args.interval, "grouping_window_s": 10 * args.interval},
+        "remediation": {"action_poll_interval_s": 0.1, "max_concurrent": 100},
+    }  # fmt: skip
+    path = root / "cdnops.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def plan(sim: SimServer, args: argparse.Namespace) -> tuple[list[tuple[str, str]], str]:
+    """(kind, appliance) for every fault, each in its own site; and the outage's site."""
+    rng = random.Random(args.seed)
+    by_site: dict[str, list[str]] = {}
+    for a in sim.inventory():
+        by_site.setdefault(str(a["site"]), []).append(str(a["id"]))
+    sites = sorted(by_site)
+    rng.shuffle(sites)
+    outage_site = sites.pop()
+    faults = []
+    for i, kind in enumerate(k for k in FAULTS for _ in range(args.per_kind)):
+        site = sites[i % len(sites)]
+        faults.append((kind, rng.choice(by_site[site])))
+        by_site[site] = [a for a in by_site[site] if a != faults[-1][1]]
+    return faults, outage_site
+
+
+def settle(sim: SimServer, injected: dict[str, Injected], outage: set[str]) -> list[str]:
+    """Fill in first right action and recovery from the simulator's truth; false actions."""
+    false: list[str] = []
+    drained: set[str] = set()
+    for r in sim.truth:
+        event, who = r["event"], str(r.get("appliance", ""))
+        if event == "action_received" and r["answer_status"] == 202:
+            action = str(r["action"])
+            inj = injected.get(who)
+            if inj is None or who in outage or action not in FAULTS[inj.kind][1]:
+                false.append(f"{action} on {who}" + (" (site outage)" if who in outage else ""))
+            elif inj.first_right_s is None:
+                inj.first_right_s = float(r["ts"]) - inj.ts
+        elif event == "action_finished" and r["action"] == "drain" and r["status"] == "succeeded":
+            drained.add(who)
+            _recovered(injected.get(who), float(r["ts"]), "drained")
+        elif event == "fault_fixed":
+            for a in r["appliances"]:  # type: ignore[attr-defined]
+                _recovered(injected.get(str(a)), float(r["ts"]), "fixed")
+    return false
+
+
+def _recovered(inj: Injected | None, ts: float, how: str) -> None:
+    if inj is not None and inj.recovered_s is None and FAULTS[inj.kind][3] == how:
+        inj.recovered_s = ts - inj.ts
+
+
+async def scenario(args: argparse.Namespace, root: Path) -> int:
+    spec = SimSpec(appliances=args.appliances, sites=args.sites, seed=args.seed,
+                   action_delay_scale=SCALE)  # fmt: skip
+    async with SimServer(spec, token=TOKEN) as sim:
+        path = write_setup(root, sim, args)
+        daemon = Daemon(path, load_all(path))
+        task = asyncio.create_task(daemon.run())
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+        await asyncio.wait_for(daemon.wait_ticks(20), 120)
+        faults, outage_site = plan(sim, args)
+        injected = {}
+        for kind, target in faults:
+            sim.inject(kind, target, **FAULTS[kind][0])
+            injected[target] = Injected(kind, target, time.time())
+        outage_ts = time.time()
+        sim.inject("site_upstream_outage", outage_site, duration_s=args.timeout)
+        outage = {str(a["id"]) for a in sim.inventory() if a["site"] == outage_site}
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            await asyncio.wait_for(daemon.wait_ticks(1), 30)
+            if all(_done(i) for i in _settled(sim, injected, outage)):
+                break
+        false = settle(sim, injected, outage)
+        escalations = [
+            r for r in daemon.remediator.audit.store.audit()
+            if r.event == "escalated" and r.playbook == "escalate-site-outage"
+        ]  # fmt: skip
+        ticks = daemon.ticks
+        daemon.request_stop()
+        await asyncio.wait_for(task, 60)
+    report(args, injected, false, escalations[0].ts - outage_ts if escalations else None, ticks)
+    return 0 if not false and all(_done(i) for i in injected.values()) else 1
+
+
+def _settled(sim: SimServer, injected: dict[str, Injected], outage: set[str]) -> list[Injected]:
+    copy = {k: Injected(v.kind, v.target, v.ts) for k, v in injected.items()}
+    settle(sim, copy, outage)
+    return list(copy.values())
+
+
+def _done(inj: Injected) -> bool:
+    return inj.first_right_s is not None and inj.recovered_s is not None
+
+
+def report(
+    args: argparse.Namespace,
+    injected: dict[str, Injected],
+    false: list[str],
+    outage_escalation_s: float | None,
+    ticks: int,
+) -> None:
+    print(f"# python {platform.python_version()}, {os.cpu_count()} cores, "
+          f"{args.appliances} appliances in {args.sites} sites, poll every {args.interval:g}s, "
+          f"{ticks} ticks")  # fmt: skip
+    print(f"{'fault':<17} {'n':>3} {'right action s (median/max)':>29} "
+          f"{'recovered s (median/max)':>26} {'in 2 polls':>10}")  # fmt: skip
+    for kind, (_, _, acute, _) in FAULTS.items():
+        rows = [i for i in injected.values() if i.kind == kind]
+        first = [i.first_right_s for i in rows if i.first_right_s is not None]
+        rec = [i.recovered_s for i in rows if i.recovered_s is not None]
+        within = sum(1 for t in first if t <= 2 * args.interval)
+        print(f"{kind + ('*' if acute else ''):<17} {len(rows):>3} {_stat(first, len(rows)):>29} "
+              f"{_stat(rec, len(rows)):>26} {within:>7}/{len(rows)}")  # fmt: skip
+    esc = "none" if outage_escalation_s is None else f"{outage_escalation_s:.1f}s"
+    print(f"site_upstream_outage: escalated after {esc}, appliance actions in that site: "
+          f"{sum('site outage' in f for f in false)}")  # fmt: skip
+    print(f"false actions: {len(false)}" + "".join(f"\n  {f}" for f in false))
+    print("* acute: target median time to the right action <= 2 poll intervals")
+
+
+def _stat(values: list[float], n: int) -> str:
+    if not values:
+        return f"none of {n}"
+    missing = f" ({n - len(values)} missing)" if len(values) < n else ""
+    return f"{statistics.median(values):.1f} / {max(values):.1f}{missing}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--appliances", type=int, default=1000)
+    parser.add_argument("--sites", type=int, default=25)
+    parser.add_argument("--interval", type=float, default=1.0, help="poll interval, seconds")
+    parser.add_argument("--per-kind", type=int, default=3, help="faults of each kind")
+    parser.add_argument("--timeout", type=float, default=240.0, help="give up after, seconds")
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    if args.sites < len(FAULTS) * args.per_kind + 1:
+        parser.error(f"needs at least {len(FAULTS) * args.per_kind + 1} sites (one per fault)")
+    os.environ["CDNOPS_BENCH_TOKEN"] = TOKEN
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="cdnops-bench-e2e-") as tmp:
+        return asyncio.run(scenario(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
