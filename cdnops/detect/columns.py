@@ -28,6 +28,7 @@ class Columns:
     above: F32  # NaN where there is no upper bound
     below: F32
     counter_limit: F32  # NaN where the counter detector is off
+    hard_above: F32  # the lower of `above` and `counter_limit` (NaN where neither)
     trend_cols: npt.NDArray[np.intp]  # columns with a ceiling
     ceiling: F32  # (len(trend_cols),)
     horizon_s: F32
@@ -44,6 +45,8 @@ class Columns:
         bounds = [cfg.bounds.get(name) for name in metrics]
         trend = [(j, cfg.trend[name]) for j, name in enumerate(metrics) if name in cfg.trend]
         down = vec([float(r.direction in (Direction.DOWN, Direction.BOTH)) for r in rules])
+        above = vec([b.above if b else None for b in bounds])
+        counter_limit = vec([cfg.counters.get(name) for name in metrics])
         return cls(
             metrics=tuple(metrics),
             up=vec([float(r.direction in (Direction.UP, Direction.BOTH)) for r in rules]),
@@ -53,9 +56,10 @@ class Columns:
             peers=np.array([r.peers and cfg.peers.enabled for r in rules], np.bool_),
             traffic=np.array([r.traffic for r in rules], np.bool_),
             min_var=vec([max(r.min_sigma, cfg.temporal.abs_floor) ** 2 for r in rules]),
-            above=vec([b.above if b else None for b in bounds]),
+            above=above,
             below=vec([b.below if b else None for b in bounds]),
-            counter_limit=vec([cfg.counters.get(name) for name in metrics]),
+            counter_limit=counter_limit,
+            hard_above=np.fmin(above, counter_limit),
             trend_cols=np.array([j for j, _ in trend], np.intp),
             ceiling=vec([c.ceiling for _, c in trend]),
             horizon_s=vec([c.horizon_s for _, c in trend]),

@@ -135,13 +135,14 @@ class DetectionEngine:
 
     def _values(self, frame: FleetFrame) -> tuple[F32, BoolArray]:
         idx = self.cols.index_of(frame.metrics)
-        x = frame.values.astype(STATE_DTYPE)
-        valid = frame.valid & np.isfinite(x)
+        # C order: the detectors address cells by flat index
+        x = frame.values.astype(STATE_DTYPE, order="C")
+        valid = np.ascontiguousarray(frame.valid & np.isfinite(x))
         if idx is None:
             return x, valid
         present = idx >= 0
         safe = np.where(present, idx, 0)
-        return x[:, safe], valid[:, safe] & present
+        return np.ascontiguousarray(x[:, safe]), np.ascontiguousarray(valid[:, safe] & present)
 
     def _metric_verdicts(self, frame: FleetFrame) -> Verdicts:
         cfg, cols = self.config, self.cols
@@ -161,22 +162,38 @@ class DetectionEngine:
             & (likelihood.reshape(-1)[cand] >= np.float32(cfg.temporal.threshold))
         ]
         np.copyto(score, np.float32(np.nan), where=~judged)
-        bounds = learn & ((x > cols.above) | (x < cols.below))
-        counter = learn & (x > cols.counter_limit)
+        bounds, counter, hard = self._limits(x, learn)
         peers = np.zeros_like(valid)
         view = self._peers(x, learn if all_serving else learn & serving[:, None])
         if view is not None:
             peers, cand = self._score_peers(view, score, cand)
-        temporal = np.zeros_like(valid)
+        temporal = np.zeros(valid.shape, np.bool_)
         temporal.reshape(-1)[cand] = True
         trend, eta = self._trend(x, learn)
         if len(cols.trend_cols):
             near = np.clip(1.0 - eta / (2.0 * cols.horizon_s), 0.0, 1.0)
             sub = score[:, cols.trend_cols]
             score[:, cols.trend_cols] = np.fmax(sub, np.where(learn[:, cols.trend_cols], near, sub))
-        hard = bounds | counter
-        np.copyto(score, np.float32(1.0), where=hard)
+        score.reshape(-1)[hard] = np.float32(1.0)
         return Verdicts(x, valid, temporal, peers, bounds, counter, trend, eta, view, score)
+
+    def _limits(
+        self, x: F32, learn: BoolArray
+    ) -> tuple[BoolArray, BoolArray, npt.NDArray[np.intp]]:
+        """Bounds and counter verdicts, and the flat indices of the cells either fired on.
+        One comparison against the lower of the two upper limits finds the few candidates;
+        which limit they crossed is then decided on those cells only."""
+        cols = self.cols
+        over = x > cols.hard_above
+        over |= x < cols.below
+        over &= learn
+        hard = np.flatnonzero(over)
+        j = hard % x.shape[1]
+        xs = x.reshape(-1)[hard]
+        bounds, counter = np.zeros(learn.shape, np.bool_), np.zeros(learn.shape, np.bool_)
+        bounds.reshape(-1)[hard] = (xs > cols.above[j]) | (xs < cols.below[j])
+        counter.reshape(-1)[hard] = xs > cols.counter_limit[j]
+        return bounds, counter, hard
 
     def _judged(self, learn: BoolArray) -> BoolArray:
         """Cells the temporal detector gives a verdict on: learned from, warmed up, enabled."""
