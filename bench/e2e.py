@@ -1,7 +1,7 @@
 """Benchmark: a daemon with the shipped playbooks against a simulated fleet with mixed faults.
 
 Run: python bench/e2e.py [--appliances 1000] [--sites 25] [--interval 1.0] [--per-kind 3]
-         [--timeout 240] [--seed 5]
+         [--timeout 240] [--seed 5] [--group-wait SECONDS]
 
 Prints, per fault kind, the time from injection to the first right action and to
 recovery, and the false actions (on healthy appliances, of the wrong kind, or on the
@@ -88,7 +88,7 @@ def write_setup(root: Path, sim: SimServer, args: argparse.Namespace) -> Path:
                  "concurrency": 1024},
         "http": {"port": 0},
         "detect": {"warmup_ticks": 15},
-        "incidents": {"group_wait_s": args.interval, "grouping_window_s": 10 * args.interval},
+        "incidents": {"group_wait_s": args.group_wait, "grouping_window_s": 10 * args.interval},
         "remediation": {"action_poll_interval_s": 0.1, "max_concurrent": 100},
     }  # fmt: skip
     path = root / "cdnops.yaml"
@@ -193,7 +193,7 @@ def report(
 ) -> None:
     print(f"# python {platform.python_version()}, {os.cpu_count()} cores, "
           f"{args.appliances} appliances in {args.sites} sites, poll every {args.interval:g}s, "
-          f"{ticks} ticks")  # fmt: skip
+          f"group_wait {args.group_wait:g}s, {ticks} ticks")  # fmt: skip
     print(f"{'fault':<17} {'n':>3} {'right action s (median/max)':>29} "
           f"{'recovered s (median/max)':>26} {'in 2 polls':>10}")  # fmt: skip
     for kind, (_, _, acute, _) in FAULTS.items():
@@ -225,7 +225,12 @@ def main() -> int:
     parser.add_argument("--per-kind", type=int, default=3, help="faults of each kind")
     parser.add_argument("--timeout", type=float, default=240.0, help="give up after, seconds")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--group-wait", type=float, help="incidents.group_wait_s (default: one poll interval)"
+    )
     args = parser.parse_args()
+    if args.group_wait is None:
+        args.group_wait = args.interval
     if args.sites < len(FAULTS) * args.per_kind + 1:
         parser.error(f"needs at least {len(FAULTS) * args.per_kind + 1} sites (one per fault)")
     os.environ["CDNOPS_BENCH_TOKEN"] = TOKEN
