@@ -104,6 +104,12 @@ class Guards:
             return Verdict("breaker", False, "half-open: a probe execution is running")
         return Verdict("breaker", True, "half-open: this execution is the probe")
 
+    def release_probe(self, playbook: str) -> None:
+        """An execution that proves nothing (dry run, blocked, interrupted) frees the probe."""
+        b = self._breakers.get(playbook)
+        if b is not None:
+            b.probing = False
+
     def breaker_state(self, playbook: str) -> str:
         """closed, open or half_open."""
         b = self._breakers.get(playbook)

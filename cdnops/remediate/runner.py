@@ -166,6 +166,7 @@ class Runner:
         row = ex.row(self.d.clock(), status)
         self.record(ex, "execution_finished", row=row, status=status, dry_run=ex.dry_run)
         if ex.dry_run or status not in ("succeeded", "failed"):
+            self.d.guards.release_probe(ex.pb.name)
             return
         change = self.d.guards.record_result(ex.pb.name, ok=status == "succeeded")
         if change is not None:
