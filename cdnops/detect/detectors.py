@@ -41,11 +41,12 @@ class SiteGroups:
         self._xm = np.empty(n * m + 1, STATE_DTYPE)
         self._block = np.empty((n_sites, m, self.width), STATE_DTYPE)
 
-    def medians(self, x: F32, ok: BoolArray) -> tuple[F32, F32, npt.NDArray[np.intp]]:
-        """Per site and column: median of x where ok, MAD, and how many values were used."""
+    def medians(self, x: F32, out: npt.NDArray[np.intp]) -> tuple[F32, F32, npt.NDArray[np.intp]]:
+        """Per site and column: median of x without the flat cells `out`, MAD, and how many
+        values were used."""
         xm, block = self._xm, self._block
         xm[:-1] = x.reshape(-1)
-        xm[np.flatnonzero(~ok)] = np.float32(np.nan)
+        xm[out] = np.float32(np.nan)
         xm[-1] = np.float32(np.nan)
         np.take(xm, self.src, out=block.reshape(-1))
         block.sort(axis=-1)
@@ -88,8 +89,8 @@ def compare_peers(
     `ok` marks the values that may be part of a site's baseline (valid, serving);
     sites with fewer than `min_peers` of them give no verdict.
     """
-    ok = ok & cols.peers
-    med, mad, count = groups.medians(x, ok)
+    out = np.flatnonzero(~(ok & cols.peers))  # cells that are not part of any comparison
+    med, mad, count = groups.medians(x, out)
     p = cfg.peers
     sigma = np.maximum(mad * np.float32(_MAD_TO_SIGMA), np.abs(med) * np.float32(p.rel_floor))
     np.maximum(sigma, np.float32(p.abs_floor), out=sigma)
@@ -99,7 +100,7 @@ def compare_peers(
     site = groups.site_index
     z = np.subtract(x, np.take(centre, site, axis=0))
     z /= np.take(sigma, site, axis=0)
-    z.reshape(-1)[np.flatnonzero(~ok)] = np.float32(np.nan)
+    z.reshape(-1)[out] = np.float32(np.nan)
     return PeerView(z=z, median=med, count=count)
 
 
