@@ -153,21 +153,6 @@ class TrendState:
                 f.reshape(-1)[first] = 0.0
             self.level.reshape(-1)[first] = x.reshape(-1)[first]
 
-    def steady(self, ticks: int) -> BoolArray:
-        """Whether the rise over `ticks` stands out of the noise (3 sigma of the forecast
-        error); near a ceiling, noise alone would otherwise project a crossing."""
-        rise = np.minimum(self.slope, self.slope_slow) * np.float32(ticks)
-        out: BoolArray = rise > np.float32(3.0) * np.sqrt(self.resid)
-        return out
-
-    def seconds_to(self, ceiling: F32, tick_s: float) -> F32:
-        """Projected seconds until the level reaches `ceiling`; inf when not rising."""
-        slope = np.minimum(self.slope, self.slope_slow)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (ceiling - self.level) / slope * np.float32(tick_s)
-        np.copyto(t, np.inf, where=~(slope > 0))
-        return t.astype(STATE_DTYPE, copy=False)
-
 
 def reach_thresholds(cfg: DetectConfig) -> npt.NDArray[np.int32]:
     """Consecutive failures that make an appliance unreachable, indexed by `PollFailure`."""

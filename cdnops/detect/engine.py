@@ -169,11 +169,7 @@ class DetectionEngine:
             peers, cand = self._score_peers(view, score, cand)
         temporal = np.zeros(valid.shape, np.bool_)
         temporal.reshape(-1)[cand] = True
-        trend, eta = self._trend(x, learn)
-        if len(cols.trend_cols):
-            near = np.clip(1.0 - eta / (2.0 * cols.horizon_s), 0.0, 1.0)
-            sub = score[:, cols.trend_cols]
-            score[:, cols.trend_cols] = np.fmax(sub, np.where(learn[:, cols.trend_cols], near, sub))
+        trend, eta = self._trend(x, learn, score)
         score.reshape(-1)[hard] = np.float32(1.0)
         return Verdicts(x, valid, temporal, peers, bounds, counter, trend, eta, view, score)
 
@@ -233,18 +229,44 @@ class DetectionEngine:
             return None
         return compare_peers(groups, x, ok, cfg, self.cols)
 
-    def _trend(self, x: F32, learn: BoolArray) -> tuple[BoolArray, F32]:
-        tc = self.cols.trend_cols
-        if not len(tc):
-            empty = np.zeros((x.shape[0], 0), STATE_DTYPE)
-            return empty.astype(np.bool_), empty
+    def _trend(self, x: F32, learn: BoolArray, score: F32) -> tuple[BoolArray, F32]:
+        """Trend verdicts and projected seconds to the ceiling; the trend's score goes into
+        `score`. Only cells projected to reach their ceiling within twice the horizon have
+        a score above 0 or a verdict, so the rest of the work is done on those only."""
+        cols, tc, tr = self.cols, self.cols.trend_cols, self.trend
+        n, k = x.shape[0], len(tc)
+        if not k:
+            return np.zeros((n, 0), np.bool_), np.zeros((n, 0), STATE_DTYPE)
         ok = learn[:, tc]
-        self.trend.update(x[:, tc], ok)
-        eta = self.trend.seconds_to(self.cols.ceiling, self.tick_s or 1.0)
-        warmed = self.trend.count > self.config.warmup_ticks
-        below = self.trend.level < self.cols.ceiling
-        steady = self.trend.steady(self.config.trend_ticks)
-        return ok & warmed & below & steady & (eta <= self.cols.horizon_s), eta
+        tr.update(x[:, tc], ok)
+        if self.temporal.oldest <= self.config.warmup_ticks or not cols.temporal[tc].all():
+            # a trend cell that no other detector judged scores 0, not "nothing judged"
+            sub = score[:, tc]
+            np.copyto(sub, np.float32(0.0), where=ok & np.isnan(sub))
+            score[:, tc] = sub
+        tick = self.tick_s or 1.0
+        slope = np.minimum(tr.slope, tr.slope_slow)
+        gap = np.subtract(cols.ceiling, tr.level)
+        near = (slope > 0) & (gap < slope * (2.0 * cols.horizon_s / np.float32(tick)))
+        idx = np.flatnonzero(near)
+        eta = np.full((n, k), np.inf, STATE_DTYPE)
+        rows, ck = np.divmod(idx, k)
+        s_i = slope.reshape(-1)[idx]
+        e = (gap.reshape(-1)[idx] / s_i * np.float32(tick)).astype(STATE_DTYPE)
+        eta.reshape(-1)[idx] = e
+        use = ok.reshape(-1)[idx]
+        j = tc[ck]
+        part = np.clip(1.0 - e / (2.0 * cols.horizon_s[ck]), 0.0, 1.0)
+        score[rows[use], j[use]] = np.fmax(score[rows[use], j[use]], part[use])
+        # a steady rise: above 3 sigma of the forecast error over the smoothing window
+        steady = s_i * np.float32(self.config.trend_ticks) > 3.0 * np.sqrt(
+            tr.resid.reshape(-1)[idx]
+        )
+        fire = use & steady & (tr.count.reshape(-1)[idx] > self.config.warmup_ticks)
+        fire &= (tr.level.reshape(-1)[idx] < cols.ceiling[ck]) & (e <= cols.horizon_s[ck])
+        trend = np.zeros((n, k), np.bool_)
+        trend.reshape(-1)[idx[fire]] = True
+        return trend, eta
 
     def _sync_rows(self, frame: FleetFrame) -> None:
         """Remap state rows by appliance id when the inventory changed."""
