@@ -122,7 +122,8 @@ class Settings(_Model):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     detect: DetectConfig = Field(default_factory=DetectConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
-    remediation: RemediateConfig = Field(default_factory=RemediateConfig)
+    # a dict validated like a written section: its playbooks_dir is taken from the config's folder
+    remediation: RemediateConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("instance")
     @classmethod
