@@ -154,3 +154,20 @@ def test_diurnal_cycle_raises_nothing() -> None:
 
     results = run(diurnal, 3 * day, DetectConfig(), n=8)
     assert entered_count(results) == 0
+
+
+def test_warm_up_scores_do_not_damp_the_first_real_alarm() -> None:
+    # the first ticks' likelihood is often high (nothing is known about the surprise yet);
+    # those scores are never reported, so they must not halve the first alarm after them
+    lat = COL["origin_latency_p99_ms"]
+    spike_at = 60
+
+    def change(t: int, values: np.ndarray) -> None:
+        if t in (2, 3):
+            values[0, lat] *= 3.0  # an early jump while the series is young
+        if t == spike_at:
+            values[0, lat] = 900.0
+
+    results = run(change, spike_at + 1)
+    assert np.isnan(results[3].scores[0, lat])  # not reported during the warm-up
+    assert results[spike_at].scores[0, lat] >= 0.5  # the first alarm at full score
