@@ -150,6 +150,13 @@ def tick_times(engine: DetectionEngine, data: list[FleetFrame], ticks: int) -> l
     return times
 
 
+def aged_tick_ms(engine: DetectionEngine, data: list[FleetFrame], ticks: int) -> float:
+    """Median ms per tick once every series is older than its longest window (a daemon
+    that has run for hours), where the EWMA weights are constants, not per-cell weights."""
+    engine.temporal.count = engine.temporal.count + 10 * TemporalConfig().long_ticks
+    return statistics.median(tick_times(engine, data, ticks)) * 1e3
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the machine, then ms per tick, points per second, state bytes and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -182,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     vector_pps = points / (ms / 1e3)
     print(f"engine: {vector_pps / 1e6:.1f} M points/s")
-    # a daemon that has run for hours: every series older than the longest window, so the
-    # EWMA weights are constants instead of per-cell running-mean weights
-    engine.temporal.count = engine.temporal.count + 10 * TemporalConfig().long_ticks
-    aged = statistics.median(tick_times(engine, data, args.ticks)) * 1e3
+    aged = aged_tick_ms(engine, data, args.ticks)
     print(f"engine tick, series past every window: median {aged:.2f} ms, "
           f"{points / aged / 1e3:.1f} M points/s")  # fmt: skip
     print(f"state: {state_bytes(engine) / series:.0f} bytes per series")
