@@ -86,10 +86,10 @@ def compare_peers(
 ) -> PeerView:
     """Robust z of each value against its site's median and MAD at this tick.
 
-    `ok` marks the values that may be part of a site's baseline (valid, serving);
-    sites with fewer than `min_peers` of them give no verdict.
+    `ok` marks the values that may be part of a site's baseline (valid, serving, on a
+    metric compared with peers); sites with fewer than `min_peers` of them give no verdict.
     """
-    out = np.flatnonzero(~(ok & cols.peers))  # cells that are not part of any comparison
+    out = np.flatnonzero(~ok)  # cells that are not part of any comparison
     med, mad, count = groups.medians(x, out)
     p = cfg.peers
     sigma = np.maximum(mad * np.float32(_MAD_TO_SIGMA), np.abs(med) * np.float32(p.rel_floor))

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +67,7 @@ class DetectionEngine:
         self.cols = Columns.build(config, metrics)
         self._params = TemporalParams.from_config(config.temporal, config.warmup_ticks)
         self._reach_thr = reach_thresholds(config)
+        self._tiles: dict[str, npt.NDArray[Any]] = {}
         self.reporter = Reporter(self)
         self.reset()
 
@@ -180,8 +182,8 @@ class DetectionEngine:
         One comparison against the lower of the two upper limits finds the few candidates;
         which limit they crossed is then decided on those cells only."""
         cols = self.cols
-        over = x > cols.hard_above
-        over |= x < cols.below
+        over = x > self._tiled("hard_above", x.shape[0])
+        over |= x < self._tiled("below", x.shape[0])
         over &= learn
         hard = np.flatnonzero(over)
         j = hard % x.shape[1]
@@ -191,13 +193,24 @@ class DetectionEngine:
         counter.reshape(-1)[hard] = xs > cols.counter_limit[j]
         return bounds, counter, hard
 
+    def _tiled(self, name: str, n: int) -> npt.NDArray[Any]:
+        """A per-column constant of `Columns` as a whole (n, columns) array: numpy runs an
+        operation against a short broadcast row several times slower than one between two
+        arrays of the same shape."""
+        arr = self._tiles.get(name)
+        if arr is None or arr.shape[0] != n:
+            row = getattr(self.cols, name)
+            arr = np.ascontiguousarray(np.broadcast_to(row, (n, len(row))))
+            self._tiles[name] = arr
+        return arr
+
     def _judged(self, learn: BoolArray) -> BoolArray:
         """Cells the temporal detector gives a verdict on: learned from, warmed up, enabled."""
         cols = self.cols
         if self.temporal.oldest > self.config.warmup_ticks:
-            return learn if cols.temporal.all() else learn & cols.temporal
+            return learn if cols.temporal.all() else learn & self._tiled("temporal", len(learn))
         out: BoolArray = learn & (self.temporal.count > self.config.warmup_ticks)
-        out &= cols.temporal
+        out &= self._tiled("temporal", len(learn))
         return out
 
     def _score_peers(
@@ -206,8 +219,9 @@ class DetectionEngine:
         """Peers verdicts, their score folded into `score`, and the temporal candidates that
         survive the site confirmation."""
         cols, p = self.cols, self.config.peers
-        dz = np.multiply(view.z, cols.up)
-        np.fmax(dz, np.multiply(view.z, cols.neg_down), out=dz)
+        n = score.shape[0]
+        dz = np.multiply(view.z, self._tiled("up", n))
+        np.fmax(dz, np.multiply(view.z, self._tiled("neg_down", n)), out=dz)
         peers: BoolArray = dz >= np.float32(p.z)
         z2 = np.multiply(dz, dz, out=dz)
         z2 /= z2 + np.float32(p.z) ** 2
@@ -227,7 +241,7 @@ class DetectionEngine:
             return None
         if groups.width < cfg.peers.min_peers:
             return None
-        return compare_peers(groups, x, ok, cfg, self.cols)
+        return compare_peers(groups, x, ok & self._tiled("peers", len(ok)), cfg, self.cols)
 
     def _trend(self, x: F32, learn: BoolArray, score: F32) -> tuple[BoolArray, F32]:
         """Trend verdicts and projected seconds to the ceiling; the trend's score goes into
@@ -246,8 +260,10 @@ class DetectionEngine:
             score[:, tc] = sub
         tick = self.tick_s or 1.0
         slope = np.minimum(tr.slope, tr.slope_slow)
-        gap = np.subtract(cols.ceiling, tr.level)
-        near = (slope > 0) & (gap < slope * (2.0 * cols.horizon_s / np.float32(tick)))
+        gap = np.subtract(self._tiled("ceiling", n), tr.level)
+        reach = np.multiply(slope, self._tiled("horizon_s", n))
+        reach *= np.float32(2.0 / tick)
+        near = (slope > 0) & (gap < reach)
         idx = np.flatnonzero(near)
         eta = np.full((n, k), np.inf, STATE_DTYPE)
         rows, ck = np.divmod(idx, k)

@@ -35,6 +35,8 @@ class Kernel:
         block = (min(self.rows, max(n, 1)), m)
         self.tmp = [np.empty(block, STATE_DTYPE) for _ in range(8)]
         self.wbuf = [np.empty(block, STATE_DTYPE) for _ in range(9)]
+        self._consts: dict[str, F32] = {}
+        self._key: tuple[bytes, ...] = ()
         self.raw = np.empty(shape, STATE_DTYPE)
         self.lik = np.empty(shape, STATE_DTYPE)
         self.damped = np.empty(shape, STATE_DTYPE)
@@ -53,9 +55,10 @@ class Kernel:
         bad = np.flatnonzero(self.mask)
         saved = {k: v.reshape(-1)[bad] for k, v in a.items()}
         count_saved = st.count.reshape(-1)[bad]
+        c = self._constants(st, up, down, min_var)
         n = self.shape[0]
         for r0 in range(0, n, self.rows):
-            self._block(st, slice(r0, min(n, r0 + self.rows)), x, up, -down, min_var)
+            self._block(st, slice(r0, min(n, r0 + self.rows)), x, c)
         self._tail()
         damped = self._damp(st)
         st.count += 1
@@ -65,20 +68,40 @@ class Kernel:
         st.note_counts(bad, count_saved)
         return self.lik, damped, self.raw
 
-    def _block(
-        self, st: TemporalState, rows: slice, x: F32, up: F32, neg_down: F32, min_var: F32
-    ) -> None:
+    def _constants(self, st: TemporalState, up: F32, down: F32, min_var: F32) -> dict[str, F32]:
+        """Per-column constants laid out as whole blocks, and scalars as arrays: numpy's
+        minimum, maximum and operations against a short broadcast row run several times
+        slower than the same operation between two arrays of the same shape."""
+        key = (up.tobytes(), down.tobytes(), min_var.tobytes())
+        if key != self._key:
+            rows, p = self.tmp[0].shape[0], st.params
+            tile = (rows, 1)
+            full = self.tmp[0].shape
+            self._consts = {
+                "up": np.tile(up.astype(STATE_DTYPE), tile),
+                "neg_down": np.tile(-down.astype(STATE_DTYPE), tile),
+                "min_var": np.tile(min_var.astype(STATE_DTYPE), tile),
+                "clip": np.full(full, p.clip, STATE_DTYPE),
+                "neg_clip": np.full(full, -p.clip, STATE_DTYPE),
+                "zero": np.zeros(self.shape, STATE_DTYPE),
+            }
+            for i, alpha in enumerate((p.a_slow, p.a_fast, p.a_short, p.a_long)):
+                self._consts[f"alpha{i}"] = np.full(full, alpha, STATE_DTYPE)
+            self._key = key
+        return self._consts
+
+    def _block(self, st: TemporalState, rows: slice, x: F32, c: dict[str, F32]) -> None:
         a, p = st.arrays, st.params
         k = rows.stop - rows.start
         t = [b[:k] for b in self.tmp]
-        ws = self._weights(st, rows, k, (p.a_slow, p.a_fast, p.a_short, p.a_long))
+        ws = self._weights(st, rows, k, (p.a_slow, p.a_fast, p.a_short, p.a_long), c)
         slow = (a["mean_s"][rows], a["var_s"][rows])
         fast = (a["mean_f"][rows], a["var_f"][rows])
         raw = self.raw[rows]
         f2, sd_s, z_s, sd_f, z_f, tmp = t[:6]
         np.multiply(slow[0], slow[0], out=f2)
         f2 *= np.float32(p.rel_floor2)
-        f2 += min_var
+        f2 += c["min_var"][:k]
         xb = x[rows]
         for (mean, var), sd, z in ((slow, sd_s, z_s), (fast, sd_f, z_f)):
             np.add(var, f2, out=sd)
@@ -87,19 +110,25 @@ class Kernel:
             z /= sd
         # max(z up, -z down) of both scales; never negative since up or down is 1
         np.maximum(z_s, z_f, out=raw)
-        raw *= up
+        raw *= c["up"][:k]
         np.minimum(z_s, z_f, out=tmp)
-        tmp *= neg_down
+        tmp *= c["neg_down"][:k]
         np.maximum(raw, tmp, out=raw)
-        clip = np.float32(p.clip)
+        hi, lo = c["clip"][:k], c["neg_clip"][:k]
         for (mean, var), sd, z, (w, w1) in ((slow, sd_s, z_s, ws[0]), (fast, sd_f, z_f, ws[1])):
-            np.clip(z, -clip, clip, out=z)
+            np.minimum(z, hi, out=z)
+            np.maximum(z, lo, out=z)
             z *= sd
             _ewm_step(mean, var, z, w, w1, tmp)
         self._likelihood(st, rows, raw, ws[2], ws[3], t)
 
     def _weights(
-        self, st: TemporalState, rows: slice, k: int, alphas: tuple[float, ...]
+        self,
+        st: TemporalState,
+        rows: slice,
+        k: int,
+        alphas: tuple[float, ...],
+        c: dict[str, F32],
     ) -> list[tuple[Weight, Weight]]:
         """(w, 1 - w) per scale: scalars once every series is older than the scale's window,
         else max(1 / (count + 1), alpha) per cell (running means at the start)."""
@@ -116,7 +145,7 @@ class Kernel:
                 np.reciprocal(inv, out=inv)
                 filled = True
             w, w1 = self.wbuf[2 * i][:k], self.wbuf[2 * i + 1][:k]
-            np.maximum(inv, np.float32(alpha), out=w)
+            np.maximum(inv, c[f"alpha{i}"][:k], out=w)
             np.subtract(np.float32(1.0), w, out=w1)
             out.append((w, w1))
         return out
@@ -157,7 +186,7 @@ class Kernel:
         np.greater(zr, np.float32(1.0), out=mask)
         far = np.flatnonzero(mask)
         lt = log10_tail(zr.reshape(-1)[far])
-        np.maximum(zr, np.float32(0.0), out=zr)
+        np.maximum(zr, self._consts["zero"], out=zr)
         tmp = self.damped  # free until _damp
         np.add(zr, np.float32(_HALF_SCORE_LOG10 / _LT_AT_1), out=tmp)
         zr /= tmp
