@@ -141,7 +141,9 @@ class Kernel:
                 out.append((alpha, 1.0 - alpha))
                 continue
             if not filled:
-                np.add(st.count[rows], np.float32(1.0), out=inv, casting="unsafe")
+                # cast, then add: an int32 + float32 add goes through a slow mixed-type loop
+                np.copyto(inv, st.count[rows], casting="unsafe")
+                inv += np.float32(1.0)
                 np.reciprocal(inv, out=inv)
                 filled = True
             w, w1 = self.wbuf[2 * i][:k], self.wbuf[2 * i + 1][:k]
