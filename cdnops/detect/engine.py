@@ -251,8 +251,10 @@ class DetectionEngine:
         n, k = x.shape[0], len(tc)
         if not k:
             return np.zeros((n, 0), np.bool_), np.zeros((n, 0), STATE_DTYPE)
-        ok = learn[:, tc]
-        tr.update(x[:, tc], ok)
+        # np.take keeps C order (x[:, tc] would be column-major, and every step against the
+        # row-major state would then walk memory with a stride)
+        ok = np.take(learn, tc, axis=1, mode="clip")
+        tr.update(np.take(x, tc, axis=1, mode="clip"), ok)
         if self.temporal.oldest <= self.config.warmup_ticks or not cols.temporal[tc].all():
             # a trend cell that no other detector judged scores 0, not "nothing judged"
             sub = score[:, tc]
