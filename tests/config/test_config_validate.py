@@ -84,7 +84,7 @@ def test_bad_files_are_all_reported_with_exit_2(tmp_path: Path) -> None:
     assert errors[8:] == [
         "notes.yaml: cannot tell what kind of file this is (no known top-level key): "
         "expected an inventory (appliances:) or a config "
-        "(inventory:, appliance_token:, poll:, ...)",
+        "(inventory:, appliance_token:, poll:, ...) or playbooks (steps: or playbooks:)",
         "missing.yaml: cannot read file: No such file or directory",
         "broken.yaml:2:1: invalid YAML: did not find expected ',' or '}' "
         "(while parsing a flow mapping at line 1)",
