@@ -37,6 +37,8 @@ def write_config(tmp_path: Path, sim: SimServer) -> Path:
         "http": {"port": 0},
         "detect": {"warmup_ticks": 10},
         "incidents": {"group_wait_s": 1.0, "grouping_window_s": 5.0},
+        # incidents alone: no playbook may fix the faults these tests watch
+        "remediation": {"enabled": False},
     }
     path = tmp_path / "cdnops.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -185,3 +187,24 @@ async def test_silence_suppresses_then_expires_on_time(
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("fault", "params", "root_cause"),
+    [
+        ("disk_failure", {"errors_per_s": 20}, "disk_errors_total"),
+    ],
+)
+async def test_the_root_cause_leads_the_incident(
+    daemon: Daemon, sim: SimServer, fault: str, params: dict[str, object], root_cause: str
+) -> None:
+    target = str(sim.inventory()[PER_SITE * 2 + 1]["id"])
+    sim.inject(fault, target, **params)
+    incidents = await wait_until(
+        daemon, lambda inc: any(i.subject == target and i.triage for i in inc), max_ticks=200
+    )
+    (incident,) = [i for i in incidents if i.subject == target]
+    # the root cause leads: as the incident's trigger, or else as the top triage signal
+    first = incident.metric if incident.metric == root_cause else incident.triage[0].metric
+    assert first == root_cause, (incident.metric, [s.line for s in incident.triage])
+    assert root_cause not in [s.metric for s in incident.triage]  # never ranked twice
