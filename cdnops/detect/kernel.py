@@ -51,7 +51,7 @@ class Kernel:
         Returns (likelihood, damped score, raw surprise); the arrays are scratch buffers,
         overwritten by the next call.
         """
-        a = st.arrays
+        a, oldest = st.arrays, st.oldest
         np.logical_not(valid, out=self.mask)
         bad = np.flatnonzero(self.mask)
         saved = {k: v.reshape(-1)[bad] for k, v in a.items()}
@@ -62,11 +62,12 @@ class Kernel:
             self._block(st, slice(r0, min(n, r0 + self.rows)), x, c)
         self._tail()
         damped = self._damp(st)
-        st.count += 1
+        # in place: assigning `st.count` would drop its cached oldest count and quiet cells
+        np.add(st.count, 1, out=st.count)
         for k, v in a.items():
             v.reshape(-1)[bad] = saved[k]
         st.count.reshape(-1)[bad] = count_saved
-        st.note_counts(bad, count_saved)
+        st.note_counts(oldest, count_saved)
         return self.lik, damped, self.raw
 
     def _constants(self, st: TemporalState, up: F32, down: F32, min_var: F32) -> dict[str, F32]:

@@ -108,10 +108,11 @@ class TemporalState:
             self._oldest = int(self._count.min()) if self._count.size else 0
         return self._oldest
 
-    def note_counts(self, missed: npt.NDArray[np.intp], counts: npt.NDArray[np.int32]) -> None:
-        """After a tick where every series but `missed` (with `counts`) gained one value."""
-        low = int(counts.min()) if counts.size else self.oldest + 1
-        self._oldest = min(self.oldest + 1, low)
+    def note_counts(self, oldest: int, missed_counts: npt.NDArray[np.int32]) -> None:
+        """After a tick where every series gained one value but those that missed it (whose
+        counts are `missed_counts`); `oldest` is the smallest count before the tick."""
+        low = int(missed_counts.min()) if missed_counts.size else oldest + 1
+        self._oldest = min(oldest + 1, low)
 
     def quiet_cells(self) -> npt.NDArray[np.intp]:
         """Flat indices of the series that may still be in their re-alarm damping."""

@@ -13,6 +13,7 @@ from detect_frames import FrameMaker, inventory, normal_values
 from cdnops.config.detect import DetectConfig, PeersConfig
 from cdnops.detect import explain
 from cdnops.detect.engine import DetectionEngine
+from cdnops.detect.windows import TemporalParams, TemporalState
 from cdnops.model import CONTRACT_METRICS, Appliance, Inventory
 
 COL = {name: j for j, name in enumerate(CONTRACT_METRICS)}
@@ -198,3 +199,19 @@ def test_column_major_frame_is_judged_like_a_row_major_one() -> None:
     ]
     assert sorted(entered[0]) == expected
     assert sorted(entered[1]) == expected
+
+
+def test_oldest_count_is_kept_exact_with_missing_values() -> None:
+    # the kernel keeps the smallest count without a pass over the block; it decides the
+    # warm-up and the running-mean weights, so it must equal the true minimum every tick
+    params = TemporalParams.from_config(DetectConfig().temporal, warmup=30)
+    state = TemporalState((50, 4), params)
+    rng = np.random.default_rng(11)
+    x = np.full((50, 4), 10.0, np.float32)
+    ones, floor = np.ones(4, np.float32), np.full(4, 1e-4, np.float32)
+    for t in range(30):
+        valid = rng.random((50, 4)) > 0.1
+        if t == 15:
+            valid[:] = False  # a tick where nothing arrived
+        state.update(x + rng.normal(size=(50, 4)).astype(np.float32), valid, ones, ones, floor)
+        assert state.oldest == int(state.count.min()), t
