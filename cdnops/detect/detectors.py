@@ -38,6 +38,7 @@ class SiteGroups:
         src[site_index[:, None], cols[None, :], slot[:, None]] = np.arange(n)[:, None] * m + cols
         self.src = src.reshape(-1)
         self.site_index = site_index
+        self.sizes = counts.astype(np.intp)
         self._xm = np.empty(n * m + 1, STATE_DTYPE)
         self._block = np.empty((n_sites, m, self.width), STATE_DTYPE)
 
@@ -52,7 +53,10 @@ class SiteGroups:
         # which costs more than the gather itself
         np.take(xm, self.src, out=block.reshape(-1), mode="clip")
         block.sort(axis=-1)
-        count = self.width - np.count_nonzero(np.isnan(block), axis=-1)
+        # values per site and column: the site's size less its left-out cells (few)
+        m = self.m
+        left = np.bincount(self.site_index[out // m] * m + out % m, minlength=self.n_sites * m)
+        count = self.sizes[:, None] - left.reshape(self.n_sites, m)
         med = _sorted_median(block, count)
         np.subtract(block, med[:, :, None], out=block)
         np.abs(block, out=block)
