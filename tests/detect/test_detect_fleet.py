@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from detect_frames import FrameMaker, inventory, normal_values
 
 from cdnops.config.detect import DetectConfig, PeersConfig, TemporalConfig
+from cdnops.detect.detectors import SiteGroups
 from cdnops.detect.engine import DetectionEngine
 from cdnops.detect.hysteresis import Hysteresis
 from cdnops.model import (
@@ -193,3 +195,23 @@ def test_hysteresis_does_not_reenter_from_old_firings() -> None:
     assert h.update(calm)[1].tolist() == [True]  # cleared after 1 clean tick
     entered = [h.update(calm)[0][0] for _ in range(3)]
     assert entered == [False, False, False]
+
+
+def test_site_medians_match_numpy_on_ragged_sites_with_left_out_cells() -> None:
+    rng = np.random.default_rng(0)
+    n, m, sites = 997, 5, 13
+    site_index = rng.integers(0, sites, n).astype(np.intp)
+    groups = SiteGroups(site_index, sites, m)
+    x = rng.random((n, m)).astype(np.float32)
+    ok = rng.random((n, m)) > 0.2
+    ok[:, 3] = False  # a column nobody compares
+    med, mad, count = groups.medians(x, np.flatnonzero(~ok))
+    for s in range(sites):
+        for j in range(m):
+            v = x[(site_index == s) & ok[:, j], j]
+            assert count[s, j] == len(v)
+            if len(v):
+                assert med[s, j] == pytest.approx(np.median(v), abs=1e-6)
+                assert mad[s, j] == pytest.approx(np.median(np.abs(v - np.median(v))), abs=1e-5)
+            else:
+                assert np.isnan(med[s, j])
