@@ -22,7 +22,7 @@ class SiteGroups:
     the padded block (NaN padding, which sorts last) and one in-place sort give all of them.
     """
 
-    def __init__(self, site_index: IntArray, n_sites: int, m: int) -> None:
+    def __init__(self, site_index: npt.NDArray[np.intp], n_sites: int, m: int) -> None:
         n = len(site_index)
         order = np.argsort(site_index, kind="stable")
         counts = np.bincount(site_index, minlength=n_sites) if n else np.zeros(n_sites, np.intp)
