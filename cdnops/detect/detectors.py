@@ -10,7 +10,7 @@ import numpy.typing as npt
 from cdnops.config.detect import DetectConfig
 from cdnops.detect.columns import Columns
 from cdnops.detect.windows import F32, STATE_DTYPE
-from cdnops.model import BoolArray, CodeArray, IntArray, PollFailure, ServiceStatus
+from cdnops.model import BoolArray, CodeArray, PollFailure, ServiceStatus
 
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
