@@ -15,7 +15,8 @@ from cdnops.config.yamlload import parse_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 
-# Keys whose sub-keys are documented elsewhere (the example only names the section).
+# Sections whose keys are explained in their own doc (the example gives every key and default,
+# grouped, not one comment per key).
 DOCUMENTED_ELSEWHERE = {"detect": "docs/detection.md"}
 # Alternatives that cannot be set at the same time as the one the example uses: shown
 # commented out (`# file: ...`).
