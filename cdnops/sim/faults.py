@@ -6,18 +6,11 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from cdnops.model import CONTRACT_METRICS, is_counter
+
 SERVICES: tuple[str, ...] = ("nginx", "cache", "bgp")
-GAUGES: tuple[str, ...] = (
-    "cpu_util",
-    "mem_util",
-    "egress_gbps",
-    "active_connections",
-    "cache_hit_ratio",
-    "http_5xx_ratio",
-    "origin_latency_p99_ms",
-    "tcp_retransmit_ratio",
-    "temperature_c",
-)
+# the contract's gauges: what faults may bend (counters follow from rates)
+GAUGES: tuple[str, ...] = tuple(m for m in CONTRACT_METRICS if not is_counter(m))
 MALFORMED_VARIANTS: tuple[str, ...] = ("invalid_json", "oversized", "wrong_types", "nan")
 
 # Faults that hit a whole point of presence: their target must be a site.
