@@ -163,6 +163,9 @@ class DetectConfig(_Frozen):
     counters: dict[str, float] = Field(
         default_factory=lambda: {"disk_errors_total": 0.0}
     )  # counter -> rate per second above which it is an anomaly
+    # a counter's verdict holds this many ticks after each rise, so one that steps less
+    # than once per poll (a disk error every few polls) stays an anomaly between its steps
+    counter_hold_ticks: PositiveTicks = 30
     trend: dict[str, Ceiling] = Field(
         default_factory=lambda: {
             "mem_util": Ceiling(ceiling=0.97, horizon_s=3600.0),

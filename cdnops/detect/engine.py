@@ -38,6 +38,8 @@ from cdnops.model import (
 
 log = logging.getLogger("cdnops.detect")
 
+QUIET_NEVER = 1 << 30  # ticks since a counter rose, for one that never did
+
 
 @dataclass(frozen=True, slots=True)
 class Verdicts:
@@ -68,6 +70,7 @@ class DetectionEngine:
         self._params = TemporalParams.from_config(config.temporal, config.warmup_ticks)
         self._reach_thr = reach_thresholds(config)
         self._tiles: dict[str, npt.NDArray[Any]] = {}
+        self.counter_cols = np.flatnonzero(np.isfinite(self.cols.counter_limit))
         self.reporter = Reporter(self)
         self.reset()
 
@@ -90,6 +93,10 @@ class DetectionEngine:
         self.temporal = TemporalState((n, m), self._params)
         self.trend = TrendState((n, k), self.config.trend_ticks)
         self.reach_runs = np.zeros(n, np.int32)
+        # per counter column: ticks since it last rose, and the rate it rose at then
+        kc = len(self.counter_cols)
+        self.counter_quiet = np.full((n, kc), QUIET_NEVER, np.int32)
+        self.counter_rate = np.zeros((n, kc), STATE_DTYPE)
         self.service_runs = np.zeros((n, s), np.int32)
         self.h_metric = Hysteresis((n, m), h.enter_ticks, h.window_ticks, h.clear_ticks)
         self.h_reach = Hysteresis((n,), 1, 1, 1)
@@ -168,6 +175,7 @@ class DetectionEngine:
         ]
         np.copyto(score, np.float32(np.nan), where=~judged)
         bounds, counter, hard = self._limits(x, learn)
+        self._hold_counters(x, counter)
         peers = np.zeros_like(valid)
         view = self._peers(x, learn if all_serving else learn & serving[:, None])
         if view is not None:
@@ -195,6 +203,24 @@ class DetectionEngine:
         bounds.reshape(-1)[hard] = (xs > cols.above[j]) | (xs < cols.below[j])
         counter.reshape(-1)[hard] = xs > cols.counter_limit[j]
         return bounds, counter, hard
+
+    def _hold_counters(self, x: F32, counter: BoolArray) -> None:
+        """Hold each counter verdict `counter_hold_ticks` after the counter last rose: the
+        rate between two polls is 0 between the steps of a slowly rising counter."""
+        cc = self.counter_cols
+        if not len(cc):
+            return
+        quiet = self.counter_quiet
+        np.minimum(quiet, QUIET_NEVER - 1, out=quiet)
+        quiet += 1
+        rose = np.take(counter, cc, axis=1)
+        if rose.any():
+            quiet[rose] = 0
+            self.counter_rate[rose] = np.take(x, cc, axis=1)[rose]
+        held = quiet < self.config.counter_hold_ticks
+        if held.any():
+            rows, k = np.nonzero(held)
+            counter[rows, cc[k]] = True
 
     def _tiled(self, name: str, n: int) -> npt.NDArray[Any]:
         """A per-column constant of `Columns` as a whole (n, columns) array: numpy runs an
@@ -313,9 +339,14 @@ class DetectionEngine:
             new = np.zeros((len(ids), *arr.shape[1:]), arr.dtype)
             new[keep] = arr[safe[keep]]
             setattr(self.trend, name, new)
-        for name in ("reach_runs", "service_runs"):
+        for name, fill in (
+            ("reach_runs", 0),
+            ("service_runs", 0),
+            ("counter_quiet", QUIET_NEVER),
+            ("counter_rate", 0),
+        ):
             arr = getattr(self, name)
-            new = np.zeros((len(ids), *arr.shape[1:]), arr.dtype)
+            new = np.full((len(ids), *arr.shape[1:]), fill, arr.dtype)
             new[keep] = arr[safe[keep]]
             setattr(self, name, new)
         for h in (self.h_metric, self.h_reach, self.h_service):

@@ -65,6 +65,14 @@ def counter(metric: str, rate: float, limit: float) -> str:
     return f"{metric} is rising at {fmt(rate)}/s (limit {fmt(limit)}/s)"
 
 
+def counter_held(metric: str, rate: float, limit: float, ticks_ago: int) -> str:
+    """`disk_errors_total rose at 0.1/s 3 ticks ago (limit 0/s)`: between a slow counter's steps."""
+    return (
+        f"{metric} rose at {fmt(rate)}/s {ticks_ago} tick{'s' if ticks_ago != 1 else ''} ago"
+        f" (limit {fmt(limit)}/s)"
+    )
+
+
 def trend(metric: str, value: float, slope_per_h: float, ceiling: float, eta_s: float) -> str:
     """`mem_util 0.84 is rising 0.09/h and will reach 0.97 in 1.4 h`."""
     return (

@@ -140,7 +140,12 @@ class Reporter:
             return Detector.BOUNDS, float(limit or 0.0), explain.bounds(metric, value, above, below)
         if v.counter[i, j]:
             limit = float(cols.counter_limit[j])
-            return Detector.COUNTER, limit, explain.counter(metric, value, limit)
+            if value > limit:
+                return Detector.COUNTER, limit, explain.counter(metric, value, limit)
+            c = int(np.flatnonzero(self.engine.counter_cols == j)[0])
+            ago = int(self.engine.counter_quiet[i, c])
+            rate = float(self.engine.counter_rate[i, c])
+            return Detector.COUNTER, limit, explain.counter_held(metric, rate, limit, ago)
         k = np.flatnonzero(cols.trend_cols == j)
         if len(k) and v.trend[i, k[0]]:
             return self._explain_trend(v, i, int(k[0]), metric, value)

@@ -114,6 +114,25 @@ def test_disk_errors_rising_at_any_rate_is_a_counter_anomaly() -> None:
     assert got[0][0] == 21
 
 
+def test_a_counter_stepping_every_few_polls_stays_an_anomaly_between_steps() -> None:
+    cfg = DetectConfig(temporal=TemporalConfig(enabled=False), counter_hold_ticks=10)
+
+    def sparse(t: int, v: np.ndarray) -> None:
+        if 20 <= t <= 50 and t % 4 == 0:  # one error every fourth poll, then none
+            v[3, COL["disk_errors_total"]] = 0.1
+
+    results = run(sparse, 75, cfg)
+    got = entered(results)
+    assert got == [(21, "sea01-oca-003", "disk_errors_total", Detector.COUNTER)]
+    assert results[21].entered[0].explanation == (
+        "disk_errors_total rose at 0.1/s 1 tick ago (limit 0/s)"
+    )
+    # held for 10 ticks after the last step (t=48: ticks 48-57), cleared on the 5th clean tick
+    active = [t for t, r in enumerate(results) if r.active]
+    assert active == list(range(21, 62))
+    assert [t for t, r in enumerate(results) if r.cleared] == [62]
+
+
 def test_slow_memory_leak_is_flagged_before_the_ceiling() -> None:
     leak_per_tick = 0.0005  # 0.6 -> 0.97 in 740 ticks (about 2 h at 10 s)
 
