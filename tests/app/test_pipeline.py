@@ -47,18 +47,17 @@ async def daemon(
     assert await asyncio.wait_for(task, 15) == 0
 
 
-async def wait_for_metric(port: int, line: str, timeout_s: float = 15.0) -> str:
-    """Scrape /metrics until it holds `line` (a condition with a deadline: no event to await)."""
+async def wait_for_metric(daemon: Daemon, line: str, max_ticks: int = 60) -> str:
+    """Scrape /metrics after each tick until it holds `line`; fails after `max_ticks`."""
+    assert daemon.http_port is not None
     async with aiohttp.ClientSession() as s:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+        for _ in range(max_ticks):
+            await asyncio.wait_for(daemon.wait_ticks(1), 5)
+            async with s.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as r:
                 text = await r.text()
             if line in text:
                 return text
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{line!r} not in /metrics after {timeout_s}s:\n{text}")
-            await asyncio.sleep(0.1)
+    raise AssertionError(f"{line!r} not in /metrics after {max_ticks} ticks:\n{text}")
 
 
 async def test_a_crashed_service_is_an_anomaly_in_logs_and_metrics(
@@ -67,9 +66,8 @@ async def test_a_crashed_service_is_an_anomaly_in_logs_and_metrics(
     caplog.set_level(logging.INFO, logger="cdnops")
     target = sim.inventory()[5]
     sim.inject("service_crash", str(target["id"]), service="nginx")
-    assert daemon.http_port is not None
     text = await wait_for_metric(
-        daemon.http_port, f'cdnops_anomalies{{detector="service",site="{target["site"]}"}} 1.0'
+        daemon, f'cdnops_anomalies{{detector="service",site="{target["site"]}"}} 1.0'
     )
     ok_polls = re.findall(r'^cdnops_polls_total\{[^}]*result="ok"[^}]*\} (\S+)$', text, re.M)
     assert sum(float(v) for v in ok_polls) > 0
@@ -86,9 +84,8 @@ async def test_a_hung_appliance_becomes_a_reachability_anomaly(
     caplog.set_level(logging.INFO, logger="cdnops")
     target = sim.inventory()[9]
     sim.inject("hung", str(target["id"]))
-    assert daemon.http_port is not None
     await wait_for_metric(
-        daemon.http_port,
+        daemon,
         f'cdnops_anomalies{{detector="reachability",site="{target["site"]}"}} 1.0',
     )
     assert any(
