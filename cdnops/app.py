@@ -271,9 +271,14 @@ class Daemon:
             token=self.loaded.token,
             silence=tracker.silences.add,
         )
+        if not config.playbooks_dir.exists():
+            log.warning(
+                "remediation: %s does not exist, so no playbook will run", config.playbooks_dir
+            )
         log.info(
-            "remediation: %d playbooks%s",
+            "remediation: %d playbooks from %s%s",
             len(self.loaded.playbooks),
+            config.playbooks_dir,
             " (dry run)" if config.dry_run else "",
         )
         return await stack.enter_async_context(remediator)

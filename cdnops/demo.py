@@ -30,6 +30,8 @@ from cdnops.sim.server import SimServer, SimSpec
 log = logging.getLogger("cdnops.demo")
 
 TOKEN_ENV = "CDNOPS_APPLIANCE_TOKEN"
+# the project's playbooks, when cdnops runs from its source tree (scripts/demo does)
+SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +76,8 @@ def write_demo_files(workdir: Path, sim: SimServer, http_port: int) -> Path:
     sim.write_inventory(workdir / "inventory.yaml")
     config = yaml.safe_load(_demo_resource("data/demo-config.yaml"))
     config["http"]["port"] = http_port
+    if SHIPPED_PLAYBOOKS.is_dir():
+        config["remediation"] = {"playbooks_dir": str(SHIPPED_PLAYBOOKS)}
     path = workdir / "cdnops.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -117,7 +121,8 @@ def _print_guide(sim: SimServer, daemon: Daemon, workdir: Path) -> None:
                 f"  per-appliance:       curl {http}/metrics/appliances",
                 f"  health:              curl {http}/healthz",
                 f"  config and inventory: {workdir}/cdnops.yaml, {workdir}/inventory.yaml",
-                f"  injected faults (ground truth): {workdir}/truth.jsonl",
+                f"  injected faults and actions received (ground truth): {workdir}/truth.jsonl",
+                f"  playbooks: {daemon.loaded.settings.remediation.playbooks_dir}",
                 "  logs below: one summary line per tick, anomalies as they enter and clear.",
                 "  Ctrl-C stops.",
                 "",

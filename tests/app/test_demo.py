@@ -41,6 +41,10 @@ def test_demo_polls_and_says_where_to_look(tmp_path: Path) -> None:
     # the first tick may be partial (the demo starts mid-interval); a later one is complete
     assert re.search(r"tick seq=\d+ ok=20 failed=0 ", proc.stdout), proc.stdout
     assert "stopped cleanly" in proc.stdout
+    # run from the source tree, the demo remediates with the shipped playbooks
+    m = re.search(r"remediation: (\d+) playbooks from \S+/playbooks", proc.stdout)
+    assert m, proc.stdout
+    assert int(m.group(1)) > 0
     assert (tmp_path / "cdnops.yaml").is_file()
     assert (tmp_path / "inventory.yaml").is_file()
 
