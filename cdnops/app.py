@@ -217,12 +217,8 @@ class Daemon:
         Detection is one vectorized pass per tick, cheap enough to run on the loop;
         an exception in it is logged and the tick skipped, so polling never stops.
         """
-        dropped = 0
         while True:
             frame = await poller.frames.get()
-            if (now_dropped := poller.stats.frames_dropped) > dropped:
-                self.metrics.frames_dropped(now_dropped - dropped)
-                dropped = now_dropped
             try:
                 result = engine.update(frame)
             except Exception:

@@ -65,6 +65,8 @@ class PollObserver(Protocol):
 
     def tick_done(self, frame: FleetFrame, lag_s: float) -> None: ...
 
+    def frames_dropped(self, n: int) -> None: ...
+
 
 class _State(enum.Enum):
     NEW = "new"
@@ -356,6 +358,8 @@ class Poller:
         if self.frames.full():  # detection is behind: drop the oldest, never block polling
             self.frames.get_nowait()
             self._frames_dropped += 1
+            if self._observer is not None:
+                self._observer.frames_dropped(1)
         self.frames.put_nowait(frame)
         if self._observer is not None:
             self._observer.tick_done(frame, lag_s)

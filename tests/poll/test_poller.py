@@ -27,6 +27,7 @@ class Recorder:
     def __init__(self) -> None:
         self.polls: list[tuple[str, PollFailure]] = []
         self.ticks: list[tuple[int, float]] = []
+        self.dropped = 0
 
     def poll_done(self, site: str, failure: PollFailure, duration_s: float) -> None:
         assert duration_s >= 0
@@ -34,6 +35,9 @@ class Recorder:
 
     def tick_done(self, frame: FleetFrame, lag_s: float) -> None:
         self.ticks.append((frame.seq, lag_s))
+
+    def frames_dropped(self, n: int) -> None:
+        self.dropped += n
 
 
 async def test_tick_once_frame_content(fleet: FakeFleet) -> None:
@@ -160,10 +164,13 @@ async def test_cadence_loop_emits_one_frame_per_interval(fleet: FakeFleet) -> No
 
 async def test_full_queue_drops_the_oldest_frame(fleet: FakeFleet) -> None:
     opts = PollerOptions(interval_s=1.0, frame_queue_size=2)
-    async with Poller(fleet.inventory(["a"]), opts, autostart=False) as poller:
+    recorder = Recorder()
+    inventory = fleet.inventory(["a"])
+    async with Poller(inventory, opts, observer=recorder, autostart=False) as poller:
         for _ in range(4):
             await poller.tick_once()
         assert poller.stats.frames_dropped == 2
+        assert recorder.dropped == 2  # what /metrics counts
         assert [poller.frames.get_nowait().seq for _ in range(2)] == [3, 4]
         assert poller.latest is not None
         assert poller.latest.seq == 4
