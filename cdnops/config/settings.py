@@ -17,9 +17,11 @@ from pydantic import (
     field_validator,
 )
 
+from cdnops.config.api import ApiConfig
 from cdnops.config.detect import DetectConfig
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.config.issues import LocatedValueError, issues_from_validation, render
+from cdnops.config.mqtt import MqttConfig
 from cdnops.config.remediate import RemediateConfig
 from cdnops.config.secrets import SecretSource, resolve_path
 from cdnops.config.yamlload import YamlDocument, load_yaml
@@ -124,6 +126,8 @@ class Settings(_Model):
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     # a dict validated like a written section: its playbooks_dir is taken from the config's folder
     remediation: RemediateConfig = Field(default_factory=dict, validate_default=True)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    mqtt: MqttConfig | None = None
 
     @field_validator("instance")
     @classmethod

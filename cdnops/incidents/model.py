@@ -24,6 +24,7 @@ class IncidentKind(enum.StrEnum):
     METRIC = "metric"
     UNREACHABLE = "unreachable"
     SERVICE_FAILED = "service_failed"
+    ALERT = "alert"  # taken in from Alertmanager
 
 
 class Severity(enum.StrEnum):

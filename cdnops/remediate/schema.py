@@ -20,7 +20,8 @@ def _as_tuple(value: Any) -> Any:
 Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
 Scopes = Annotated[tuple[Literal["appliance", "site", "fleet"], ...], BeforeValidator(_as_tuple)]
 Kinds = Annotated[
-    tuple[Literal["metric", "unreachable", "service_failed"], ...], BeforeValidator(_as_tuple)
+    tuple[Literal["metric", "unreachable", "service_failed", "alert"], ...],
+    BeforeValidator(_as_tuple),
 ]
 Detectors = Annotated[
     tuple[

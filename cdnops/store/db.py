@@ -71,6 +71,30 @@ MIGRATIONS: tuple[str, ...] = (
         body BLOB NOT NULL
     );
     """,
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL
+    );
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        ends_ts REAL NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE TABLE alerts (
+        fingerprint TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('firing', 'resolved')),
+        updated_ts REAL NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    """,
 )
 
 
@@ -126,6 +150,27 @@ class AuditRow:
     event: str
     detail: dict[str, Any]
     seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An event waiting to be published."""
+
+    seq: int
+    ts: float
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert taken in from Alertmanager and the incident it maps to."""
+
+    fingerprint: str
+    incident_id: str
+    status: str  # firing | resolved
+    updated_ts: float
+    body: dict[str, Any]
 
 
 class Store:
@@ -342,6 +387,114 @@ class Store:
         """Every saved circuit breaker by playbook."""
         rows = self._rows("SELECT * FROM remediation_breakers", ())
         return {r[0]: orjson.loads(r[1]) for r in rows}
+
+    # The event outbox: events wait here until the MQTT side has them acknowledged, so a
+    # broker outage or a restart loses none. `seq` orders them and numbers them per daemon.
+
+    def outbox_append(self, events: Sequence[tuple[float, str, bytes]]) -> list[int]:
+        """Append (ts, topic, payload) events in one transaction; returns their seqs."""
+        seqs = []
+        try:
+            with self.transaction():
+                for ts, topic, payload in events:
+                    cur = self._db.execute(
+                        "INSERT INTO outbox (ts, topic, payload) VALUES (?, ?, ?)",
+                        (ts, topic, payload),
+                    )
+                    seqs.append(int(cur.lastrowid or 0))
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot append to the outbox: {exc}") from exc
+        return seqs
+
+    def outbox_next_seq(self) -> int:
+        """The seq the next appended event will get (sequence numbers never go back)."""
+        row = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'", ())
+        return (int(row[0][0]) if row else 0) + 1
+
+    def outbox_peek(self, limit: int, *, after: int = 0) -> list[OutboxRow]:
+        """The oldest `limit` events with seq > `after`, oldest first."""
+        rows = self._rows(
+            "SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        )
+        return [OutboxRow(int(r[0]), float(r[1]), r[2], bytes(r[3])) for r in rows]
+
+    def outbox_delete(self, seqs: Sequence[int]) -> None:
+        """Forget delivered events."""
+        try:
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot write: {exc}") from exc
+
+    def outbox_len(self) -> int:
+        """How many events wait."""
+        return int(self._rows("SELECT count(*) FROM outbox", ())[0][0])
+
+    def outbox_trim(self, keep: int) -> int:
+        """Drop the oldest events beyond `keep`; returns how many were dropped."""
+        excess = self.outbox_len() - keep
+        if excess <= 0:
+            return 0
+        self._write(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+            (excess,),
+        )
+        return excess
+
+    # Silences made at run time (API, MQTT commands, the `silence` action); config silences
+    # come from the config file and are not stored.
+
+    def put_silence(self, silence_id: str, ends_ts: float, body: dict[str, Any]) -> None:
+        """Insert or replace a silence."""
+        self._write(
+            "INSERT OR REPLACE INTO silences VALUES (?, ?, ?)",
+            (silence_id, ends_ts, orjson.dumps(body)),
+        )
+
+    def delete_silence(self, silence_id: str) -> bool:
+        """Forget a silence; returns whether it was stored."""
+        try:
+            cur = self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot write: {exc}") from exc
+        return cur.rowcount > 0
+
+    def silences(self, now: float) -> list[dict[str, Any]]:
+        """Stored silences that have not ended at `now`; ended ones are deleted."""
+        self._write("DELETE FROM silences WHERE ends_ts <= ?", (now,))
+        return [orjson.loads(r[0]) for r in self._rows("SELECT body FROM silences ORDER BY id", ())]
+
+    # Alerts taken in from Alertmanager, by fingerprint: the same alert twice is one incident.
+
+    def put_alert(
+        self, fingerprint: str, incident_id: str, status: str, ts: float, body: dict[str, Any]
+    ) -> None:
+        """Insert or replace an alert."""
+        self._write(
+            "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?)",
+            (fingerprint, incident_id, status, ts, orjson.dumps(body)),
+        )
+
+    def alerts(self, *, status: str | None = None) -> list[AlertRow]:
+        """Stored alerts (of one status if given), oldest update first."""
+        query = "SELECT * FROM alerts"
+        params: tuple[str, ...] = ()
+        if status is not None:
+            query, params = query + " WHERE status = ?", (status,)
+        return [
+            AlertRow(r[0], r[1], r[2], float(r[3]), orjson.loads(r[4]))
+            for r in self._rows(query + " ORDER BY updated_ts, fingerprint", params)
+        ]
+
+    # Small values that must survive a restart (e.g. the MQTT sequence), as JSON.
+
+    def get_meta(self, key: str) -> Any:
+        """A stored value, or None."""
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a value."""
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, orjson.dumps(value)))
 
     def _write(self, query: str, params: tuple[Any, ...]) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ DOCUMENTED_ELSEWHERE = {"detect": "docs/detection.md"}
 COMMENTED_ALTERNATIVES = {"appliance_token.file"}
 # Lists of items whose default is empty: their item keys are shown in a commented example.
 COMMENTED_EXAMPLES = {"incidents.silences"}
+# Optional settings, absent by default: shown commented out, every key of them.
+COMMENTED_OPTIONAL = {"mqtt", "api.write_token"}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -60,9 +63,23 @@ def test_example_sets_every_key() -> None:
     missing = [
         path
         for path in _keys(Settings)
-        if path not in COMMENTED_ALTERNATIVES and not _present(data, path)
+        if path not in COMMENTED_ALTERNATIVES
+        and not _optional(path)
+        and not _present(data, path)
     ]
     assert missing == []
+
+
+def _optional(path: str) -> bool:
+    return any(path == o or path.startswith(f"{o}.") for o in COMMENTED_OPTIONAL)
+
+
+def test_optional_settings_are_shown_commented_out() -> None:
+    lines = [line.strip() for line in EXAMPLE.read_text().splitlines()]
+    for path in _keys(Settings):
+        if _optional(path):
+            key = path.rsplit(".", 1)[-1]
+            assert any(re.match(rf"#\s+{key}:", line) for line in lines), path
 
 
 def test_commented_alternatives_are_shown() -> None:
@@ -84,7 +101,7 @@ def test_every_key_has_a_comment_above_it() -> None:
     def commented(path: str) -> bool:
         return lines[line_of(path) - 1].lstrip().startswith("#")
 
-    paths = [p for p in _keys(Settings) if p not in COMMENTED_ALTERNATIVES]
+    paths = [p for p in _keys(Settings) if p not in COMMENTED_ALTERNATIVES and not _optional(p)]
     uncommented = []
     for path in paths:
         parent = path.rpartition(".")[0]

@@ -119,7 +119,7 @@ def test_several_errors_are_all_reported_in_file_order() -> None:
         f"{path}:14:9: http.port: must be an integer >= 0 and <= 65535, got 70000",
         f'{path}:16:10: logging.level: must be one of debug, info, warning, error, got "verbose"',
         f"{path}:17:1: colour: unknown key (valid keys here: {valid_top}, logging, detect, "
-        "incidents, remediation)",
+        "incidents, remediation, api, mqtt)",
     ]
 
 
