@@ -413,9 +413,7 @@ class Store:
 
     def outbox_peek(self, limit: int, *, after: int = 0) -> list[OutboxRow]:
         """The oldest `limit` events with seq > `after`, oldest first."""
-        rows = self._rows(
-            "SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-        )
+        rows = self._rows("SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
         return [OutboxRow(int(r[0]), float(r[1]), r[2], bytes(r[3])) for r in rows]
 
     def outbox_delete(self, seqs: Sequence[int]) -> None:

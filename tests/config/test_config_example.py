@@ -63,9 +63,7 @@ def test_example_sets_every_key() -> None:
     missing = [
         path
         for path in _keys(Settings)
-        if path not in COMMENTED_ALTERNATIVES
-        and not _optional(path)
-        and not _present(data, path)
+        if path not in COMMENTED_ALTERNATIVES and not _optional(path) and not _present(data, path)
     ]
     assert missing == []
 
