@@ -1,0 +1,61 @@
+"""The store's run-time silences, Alertmanager alerts and meta values: round trips across a
+reopen, expiry, and the upgrade of a schema-2 file that already holds incidents."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from cdnops.store.db import MIGRATIONS, Store
+
+
+def test_silences_survive_a_reopen_and_ended_ones_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with Store(path) as store:
+        store.put_silence("s1", 200.0, {"id": "s1", "site": "sea01"})
+        store.put_silence("s2", 100.0, {"id": "s2"})
+        store.put_silence("s1", 300.0, {"id": "s1", "site": "sea02"})  # replaced, not doubled
+    with Store(path) as store:
+        assert store.silences(now=150.0) == [{"id": "s1", "site": "sea02"}]
+        assert store.delete_silence("s1") is True
+        assert store.delete_silence("s1") is False
+        assert store.silences(now=150.0) == []
+
+
+def test_an_alert_is_one_row_per_fingerprint(tmp_path: Path) -> None:
+    with Store(tmp_path / "state.db") as store:
+        store.put_alert("fp1", "inc-1", "firing", 10.0, {"labels": {"alertname": "Hot"}})
+        store.put_alert("fp2", "inc-2", "firing", 11.0, {})
+        store.put_alert("fp1", "inc-1", "resolved", 12.0, {"labels": {"alertname": "Hot"}})
+        assert [(a.fingerprint, a.status) for a in store.alerts()] == [
+            ("fp2", "firing"),
+            ("fp1", "resolved"),
+        ]
+        [firing] = store.alerts(status="firing")
+        assert firing.incident_id == "inc-2"
+
+
+def test_meta_values_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with Store(path) as store:
+        assert store.get_meta("mqtt.session") is None
+        store.set_meta("mqtt.session", {"seq": 41, "epoch": "a"})
+    with Store(path) as store:
+        assert store.get_meta("mqtt.session") == {"seq": 41, "epoch": "a"}
+
+
+def test_a_schema_2_file_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with Store(path) as store:
+        store.set_cooldown("restart", "edge-1", 1e12)
+    db = sqlite3.connect(path)
+    for table in ("outbox", "silences", "alerts", "meta"):
+        db.execute(f"DROP TABLE {table}")
+    db.execute("UPDATE schema_version SET version = 2")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS) >= 3
+        assert store.cooldowns(now=0.0) == {("restart", "edge-1"): 1e12}
+        store.put_silence("s", 1e12, {"id": "s"})
+        assert store.silences(now=0.0) == [{"id": "s"}]
