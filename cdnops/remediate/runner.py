@@ -141,7 +141,13 @@ class Runner:
         )
 
     async def run(self, ex: Execution) -> str:
-        """Run to the end; returns the final status (the store has it too)."""
+        """Run to the end; returns the final status (the store has it too).
+
+        The cooldown starts before the first step and again at the end: a daemon killed
+        mid-execution finds it in the store, so it cannot run the playbook there again at
+        once (and send a second reboot) after a restart.
+        """
+        self.hold(ex.pb, ex.subject)
         self.record(ex, "execution_started", row=ex.row(), dry_run=ex.dry_run)
         try:
             status = await self._steps(ex, ex.pb.steps)
@@ -159,10 +165,7 @@ class Runner:
         ex.status = status
         if ex.holds_capacity:
             self.d.reserved.discard(ex.subject)
-        cooldown = ex.pb.playbook.cooldown_s
-        self.d.guards.start_cooldown(
-            ex.pb.name, ex.subject, self.d.config.cooldown_s if cooldown is None else cooldown
-        )
+        self.hold(ex.pb, ex.subject)
         row = ex.row(self.d.clock(), status)
         self.record(ex, "execution_finished", row=row, status=status, dry_run=ex.dry_run)
         if ex.dry_run or status not in ("succeeded", "failed"):
@@ -172,6 +175,16 @@ class Runner:
         if change is not None:
             state = self.d.guards.breaker_state(ex.pb.name)
             self.record(ex, f"breaker_{change}", state=state)
+
+    def hold(self, pb: CompiledPlaybook | None, subject: str, playbook: str = "") -> None:
+        """(Re)start the cooldown of a playbook on a subject, from now.
+
+        `pb` is None for a playbook no longer loaded (named by `playbook`): the config's
+        default cooldown applies.
+        """
+        own = pb.playbook.cooldown_s if pb is not None else None
+        seconds = self.d.config.cooldown_s if own is None else own
+        self.d.guards.start_cooldown(pb.name if pb is not None else playbook, subject, seconds)
 
     async def _steps(self, ex: Execution, steps: tuple[CompiledStep, ...]) -> str:
         for cs in steps:

@@ -51,7 +51,11 @@ class Trigger(_Model):
     severity: Severities | None = None
     site: Strings | None = None
     labels: dict[str, str] = Field(default_factory=dict)
-    schedule: str | None = Field(default=None, description="a cron line (not yet run)")
+    schedule: str | None = Field(
+        default=None,
+        description="a cron line in UTC (minute hour day-of-month month day-of-week): runs on "
+        "every appliance `site` and `labels` select, instead of on incidents",
+    )
     manual: bool = Field(default=False, description="only run when an operator asks")
 
 

@@ -7,11 +7,13 @@ from collections.abc import Collection
 from fnmatch import fnmatchcase
 
 from cdnops.config.yamlload import Loc
+from cdnops.remediate.schedule import parse_cron
 from cdnops.remediate.schema import Playbook, Trigger
 
 ALL_KINDS = ("metric", "unreachable", "service_failed")
 _DETECTOR_KIND = {"reachability": "unreachable", "service": "service_failed"}
 _WILDCARDS = set("*?[")
+_INCIDENT_ONLY = ("kind", "metric", "detector", "severity")
 
 
 def trigger_issues(pb: Playbook, metrics: Collection[str]) -> list[tuple[Loc, str]]:
@@ -19,8 +21,7 @@ def trigger_issues(pb: Playbook, metrics: Collection[str]) -> list[tuple[Loc, st
     t = pb.trigger
     out: list[tuple[Loc, str]] = []
     if t.schedule is not None:
-        message = "schedule triggers are not run by this version of cdnops; use manual: true"
-        out.append((("trigger", "schedule"), message))
+        out.extend(_schedule_issues(t))
     for i, pattern in enumerate(t.metric or ()):
         if _WILDCARDS & set(pattern) or pattern == "reachability":
             continue
@@ -32,11 +33,31 @@ def trigger_issues(pb: Playbook, metrics: Collection[str]) -> list[tuple[Loc, st
     for key in ("scope", "kind", "metric", "detector", "severity", "site"):
         if getattr(t, key) == ():
             out.append((("trigger", key), "an empty list matches nothing: the trigger never fires"))
-    if not out and not t.manual and not possible_kinds(t):
+    if not out and not t.manual and t.schedule is None and not possible_kinds(t):
         message = (
             "this trigger can never fire: no incident has " + ", ".join(_describe(t)) + " at once"
         )
         out.append((("trigger",), message))
+    return out
+
+
+def _schedule_issues(t: Trigger) -> list[tuple[Loc, str]]:
+    assert t.schedule is not None
+    out: list[tuple[Loc, str]] = []
+    try:
+        parse_cron(t.schedule)
+    except ValueError as exc:
+        out.append((("trigger", "schedule"), str(exc)))
+    if t.manual:
+        message = "manual: true means only an operator starts it; drop it or the schedule"
+        out.append((("trigger", "manual"), message))
+    for key in _INCIDENT_ONLY:
+        if getattr(t, key) is not None:
+            message = (
+                f"{key} matches incidents, and a scheduled run has none; "
+                "a schedule selects appliances by site and labels"
+            )
+            out.append((("trigger", key), message))
     return out
 
 

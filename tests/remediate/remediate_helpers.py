@@ -157,14 +157,19 @@ class Clock:
 
 @asynccontextmanager
 async def remediator(
-    store_path: Path, pbs: PlaybookSet, cfg: RemediateConfig, clock: Clock | None = None
+    store_path: Path,
+    pbs: PlaybookSet,
+    cfg: RemediateConfig,
+    clock: Clock | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[tuple[Remediator, list[RemediationEvent]]]:
-    """A remediator on a store file, with the events it published."""
+    """A remediator on a store file, with the events it published (`kwargs` go to it)."""
     events: list[RemediationEvent] = []
     bus = RemediationBus()
     bus.subscribe(events.append)
     with Store(store_path) as store:
-        kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        if clock is not None:
+            kwargs["clock"] = clock
         async with Remediator(cfg, pbs, store, bus, token=TOKEN, **kwargs) as rem:
             yield rem, events
 
