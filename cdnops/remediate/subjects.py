@@ -47,7 +47,7 @@ def subject_problem(pb: CompiledPlaybook, fi: FrameIndex, subject: str) -> str |
         return f'unknown appliance "{subject}": it is not in the latest poll'
     if str(scope) not in pb.playbook.trigger.scope:
         scopes = " or ".join(pb.playbook.trigger.scope)
-        return f'playbook "{name}" acts on a {scopes}, and "{subject}" is a {scope}'
+        return f'playbook "{name}" runs on scope {scopes}, and "{subject}" is a {scope}'
     site = _site(fi, subject, scope)
     labels = _labels(fi, subject)
     if not _selects(pb, site, labels):
