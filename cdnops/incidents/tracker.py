@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.correlate import Symptoms, fleet_members, qualifies
@@ -16,6 +16,7 @@ from cdnops.incidents.history import History
 from cdnops.incidents.journal import Journal, timeline_entries
 from cdnops.incidents.model import (
     Incident,
+    IncidentKind,
     Key,
     Scope,
     Severity,
@@ -416,3 +417,149 @@ class IncidentTracker:
         if self._triage is not None:
             await self._triage.wait(timeout_s)
         return self.collect_triage()
+
+    # Alert incidents, taken in from Alertmanager (`cdnops.intake`). They are filed in
+    # `_open` under their own key and never in `_by_scope`: the tick's quiet timer,
+    # site and fleet correlation and inhibition are detection's; an alert incident stays
+    # active while its alerts fire and resolves only when Alertmanager says so. Silences,
+    # the group wait, announcing, triage and the store treat them like any other.
+
+    def open_alert(
+        self,
+        key: Key,
+        *,
+        site: str,
+        severity: Severity,
+        labels: Mapping[str, str],
+        started_ts: float | None,
+        detail: str,
+    ) -> tuple[Incident, bool]:
+        """Tie a newly firing alert to the open incident of `key`, reopening one resolved
+        within the hold-down or opening one; returns (a copy, whether it is new or reopened).
+
+        Call `commit_alerts` after a batch: it announces and writes.
+        """
+        if key.kind is not IncidentKind.ALERT:
+            raise ValueError(f"open_alert takes alert keys, got {key}")
+        now = self._clock()
+        inc = self._open.get(key)
+        if inc is not None:
+            inc.last_seen_ts = now
+            if severity is Severity.CRITICAL:
+                inc.severity = Severity.CRITICAL
+            self._journal.emit(inc, EventType.UPDATED, now, C.ABSORBED, detail)
+            return inc.snapshot(), False
+        inc = self._recent.pop(key, None)
+        if inc is not None:
+            inc.status, inc.resolved_ts, inc.reopened_ts = Status.OPEN, None, now
+            inc.active, inc.quiet_since_ts, inc.last_seen_ts = True, None, now
+            inc.flaps += 1
+            inc.announced = False  # consumers saw it resolve: they get `opened` again
+            self._journal.note(inc, now, "reopened", f"flap {inc.flaps}: {detail}")
+        else:
+            inc = Incident(
+                id=f"inc-{uuid.uuid4().hex[:16]}",
+                key=key,
+                site=site,
+                metric=key.family,
+                severity=severity,
+                opened_ts=now,
+                first_seen_ts=min(started_ts or now, now),
+                last_seen_ts=now,
+                labels=dict(labels),
+            )
+            self._journal.note(inc, now, "opened", detail)
+        self._open[key] = inc
+        self._silence_alert(inc, now)
+        return inc.snapshot(), True
+
+    def alert_seen(self, incident_id: str) -> Incident | None:
+        """A firing alert sent again: its open alert incident was seen now (None if none)."""
+        inc = self._open_alert_by_id(incident_id)
+        if inc is None:
+            return None
+        inc.last_seen_ts = self._clock()
+        return inc.snapshot()
+
+    def resolve_alert(self, incident_id: str, detail: str, *, firing: int = 0) -> Incident | None:
+        """An alert of the incident resolved: resolve it unless `firing` others still fire.
+
+        Returns a copy of the incident, or None when no open alert incident has that id.
+        """
+        inc = self._open_alert_by_id(incident_id)
+        if inc is None:
+            return None
+        now = self._clock()
+        if firing > 0:
+            self._journal.note(inc, now, "alert resolved", f"{detail}; {firing} still firing")
+            return inc.snapshot()
+        inc.status, inc.resolved_ts = Status.RESOLVED, now
+        inc.active, inc.quiet_since_ts = False, now
+        del self._open[inc.key]
+        self._recent[inc.key] = inc
+        self._journal.emit(inc, EventType.RESOLVED, now, None, detail)
+        return inc.snapshot()
+
+    def find_alert(self, key: Key) -> Incident | None:
+        """The open alert incident of `key`, if any (a copy)."""
+        inc = self._open.get(key) if key.kind is IncidentKind.ALERT else None
+        return inc.snapshot() if inc is not None else None
+
+    def appliance_sites(self) -> dict[str, str]:
+        """Appliance id -> site, as the last tick showed the inventory (empty before)."""
+        view = self._view
+        return {a: site for site in view.site_sizes for a in view.site_appliances(site)}
+
+    def commit_alerts(self) -> None:
+        """Announce alert incidents opened since the last call and write every change."""
+        now = self._clock()
+        self._announce(now)
+        self._flush(now)
+
+    def adopt_alerts(self) -> int:
+        """File the alert incidents read from the store at start under their own keys.
+
+        The start-up load files an appliance's incidents in one slot, and it files every
+        incident where the tick's timers see it; this moves alert incidents out of there
+        (and restores an incident one of them displaced). Call it once, before the first
+        tick; returns the number of open alert incidents.
+        """
+        now = self._clock()
+        known = {i.id: i for i in (*self._open.values(), *self._recent.values())}
+        for table in (self._open, self._recent, *self._by_scope.values()):
+            for k in [k for k, i in table.items() if i.kind is IncidentKind.ALERT]:
+                del table[k]
+        rows = [
+            known.get(row.id) or from_row(row)
+            for row in self._journal.store.load_incidents(
+                resolved_since=now - self.config.hold_down_s
+            )
+        ]
+        for inc in rows:
+            open_ = inc.status is Status.OPEN
+            if inc.kind is IncidentKind.ALERT:
+                (self._open if open_ else self._recent)[inc.key] = inc
+            elif open_ and slot(inc.key) not in self._open:
+                self._add_open(inc)  # the first one stays, as at load
+            self._saved_seen.setdefault(inc.id, inc.last_seen_ts)
+        for inc in reversed(rows):  # the last one resolved stays, as at load
+            if inc.kind is not IncidentKind.ALERT and inc.status is Status.RESOLVED:
+                self._recent.setdefault(slot(inc.key), inc)
+        self._set_gauges(now)
+        return sum(1 for i in self._open.values() if i.kind is IncidentKind.ALERT)
+
+    def _open_alert_by_id(self, incident_id: str) -> Incident | None:
+        return next(
+            (
+                i
+                for i in self._open.values()
+                if i.id == incident_id and i.kind is IncidentKind.ALERT
+            ),
+            None,
+        )
+
+    def _silence_alert(self, inc: Incident, now: float) -> None:
+        match = self.silences.match(inc, now) if len(self.silences) else None
+        inc.silenced_by = match.id if match is not None else None
+        if match is not None:
+            self._journal.note(inc, now, "silenced", f"{match.id}: {match.comment}")

@@ -1,0 +1,1 @@
+"""Alerts from outside the daemon (Alertmanager) taken in as incidents."""

@@ -1,0 +1,197 @@
+"""A tracker and an intake on a real store, fed ticks and Alertmanager notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from cdnops.config.incidents import IncidentsConfig, TriageConfig
+from cdnops.config.intake import AlertmanagerConfig
+from cdnops.incidents.events import EventBus, IncidentEvent
+from cdnops.incidents.model import Incident
+from cdnops.incidents.tracker import IncidentTracker
+from cdnops.intake.alertmanager import AlertmanagerIntake, IntakeResult
+from cdnops.model import (
+    CONTRACT_METRICS,
+    Anomaly,
+    Appliance,
+    ApplianceState,
+    DetectionResult,
+    Detector,
+    FleetFrame,
+    Inventory,
+    PollFailure,
+)
+from cdnops.store.db import Store
+
+T0 = 1_764_547_200.0
+TICK_S = 10.0
+LATENCY = "origin_latency_p99_ms"
+STARTS_AT = "2025-11-30T23:58:00.123456789Z"  # Go writes nanoseconds
+UNSET = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's "not set"
+
+
+def inventory(sites: Mapping[str, int]) -> Inventory:
+    """`sites` maps a site to its number of appliances, named `<site>-a00`, `<site>-a01`..."""
+    return Inventory(
+        tuple(
+            Appliance(f"{site}-a{i:02d}", site, f"http://127.0.0.1:1/{site}-a{i:02d}")
+            for site, count in sites.items()
+            for i in range(count)
+        )
+    )
+
+
+def frame(inv: Inventory, ts: float, seq: int) -> FleetFrame:
+    """A frame with every appliance serving and healthy."""
+    n, m = len(inv.appliances), len(CONTRACT_METRICS)
+    values = np.ones((n, m))
+    return FleetFrame(
+        ts=ts,
+        seq=seq,
+        inventory=inv,
+        site_index=np.array([inv.sites.index(a.site) for a in inv.appliances], np.int32),
+        sites=inv.sites,
+        metrics=CONTRACT_METRICS,
+        values=values,
+        valid=np.ones((n, m), dtype=bool),
+        failure=np.full(n, PollFailure.OK, np.int8),
+        state=np.full(n, ApplianceState.SERVING, np.int8),
+        uptime_s=np.full(n, 1000.0),
+        services=(),
+        service_status=np.zeros((n, 0), np.int8),
+    )
+
+
+def anomaly(appliance: str, metric: str = LATENCY, since: float = T0) -> Anomaly:
+    """An anomaly on `appliance` (its site is the part of the id before the first dash)."""
+    site = appliance.split("-")[0]
+    return Anomaly(appliance, site, metric, Detector.TEMPORAL, 200.0, 80.0, 0.8, since, "test")
+
+
+def alert(
+    name: str = "EdgeDown",
+    status: str = "firing",
+    fingerprint: str | None = "fp-1",
+    **labels: str,
+) -> dict[str, Any]:
+    """One alert as Alertmanager's webhook carries it."""
+    out: dict[str, Any] = {
+        "status": status,
+        "labels": {"alertname": name, **labels},
+        "annotations": {"summary": f"{name} fired"},
+        "startsAt": STARTS_AT,
+        "endsAt": UNSET if status == "firing" else "2025-12-01T00:05:00Z",
+        "generatorURL": "http://prometheus.example:9090/graph",
+    }
+    if fingerprint is not None:
+        out["fingerprint"] = fingerprint
+    return out
+
+
+def notification(*alerts: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
+    """A version 4 webhook body around `alerts`."""
+    firing = any(a["status"] == "firing" for a in alerts)
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="EdgeDown"}',
+        "truncatedAlerts": truncated,
+        "status": "firing" if firing else "resolved",
+        "receiver": "cdnops",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": list(alerts),
+    }
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Rig:
+    """Store, bus, tracker and intake, restartable on the same store file."""
+
+    path: Path
+    inv: Inventory = field(default_factory=lambda: inventory({"sea01": 6, "fra02": 6}))
+    config: IncidentsConfig = field(
+        default_factory=lambda: IncidentsConfig(
+            clean_period_s=60,
+            hold_down_s=300,
+            group_wait_s=20,
+            triage=TriageConfig(enabled=False),
+        )
+    )
+    intake_config: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
+    clock: Clock = field(default_factory=Clock)
+    events: list[IncidentEvent] = field(default_factory=list)
+    seq: int = 0
+    _active: dict[tuple[str, str], Anomaly] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        """Open the store and build the tracker and the intake (as the daemon does)."""
+        self.store = Store(self.path)
+        self.bus = EventBus(CollectorRegistry())
+        self.bus.subscribe(self.events.append)
+        self.tracker = IncidentTracker(self.config, self.store, self.bus, clock=self.clock)
+        self.intake = AlertmanagerIntake(self.intake_config, self.tracker, self.store, self.clock)
+
+    def close(self) -> None:
+        self.tracker.close()
+        self.store.close()
+
+    def restart(self) -> None:
+        """Stop and start again on the same store file."""
+        self.close()
+        self.start()
+
+    def tick(self, active: Iterable[Anomaly] = ()) -> None:
+        """Advance the clock one tick and feed the tracker a frame and a detection result."""
+        self.seq += 1
+        self.clock.now += TICK_S
+        now_active = {(a.appliance, a.metric): a for a in active}
+        merged = {k: self._active.get(k, a) for k, a in now_active.items()}
+        entered = tuple(a for k, a in merged.items() if k not in self._active)
+        cleared = tuple(a for k, a in self._active.items() if k not in merged)
+        self._active = merged
+        f = frame(self.inv, self.clock.now, self.seq)
+        n, m = f.values.shape
+        result = DetectionResult(
+            self.clock.now, self.seq, np.zeros((n, m)), tuple(merged.values()), entered, cleared
+        )
+        self.tracker.update(f, result)
+
+    def ticks(self, count: int, active: Iterable[Anomaly] = ()) -> None:
+        anomalies = list(active)
+        for _ in range(count):
+            self.tick(anomalies)
+
+    def send(self, *alerts: dict[str, Any]) -> IntakeResult:
+        """Deliver one notification with these alerts."""
+        return self.intake.ingest(notification(*alerts))
+
+    def open(self) -> list[Incident]:
+        return self.tracker.open_incidents()
+
+    def alert_incidents(self) -> list[Incident]:
+        return [i for i in self.open() if str(i.kind) == "alert"]
+
+    def names(self) -> list[str]:
+        """Event names in order: `opened`, `resolved`, ..."""
+        return [e.name for e in self.events]
