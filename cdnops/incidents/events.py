@@ -34,6 +34,7 @@ class Change(enum.StrEnum):
     RELEASED = "released"  # no longer inhibited: its site or fleet incident resolved
     FLAPPED = "flapped"
     TRIAGED = "triaged"
+    ACKNOWLEDGED = "acknowledged"  # an operator took it on (API or MQTT command)
 
 
 @dataclass(frozen=True, slots=True)

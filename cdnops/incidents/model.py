@@ -126,6 +126,7 @@ class Incident:
     flaps: int = 0
     parent: str | None = None  # the site or fleet incident that inhibits this one
     silenced_by: str | None = None
+    acknowledged_by: str | None = None  # the operator who acknowledged it, if anyone did
     announced: bool = False  # `opened` went on the bus (silenced incidents stay quiet)
     members: tuple[str, ...] = ()  # appliances of a site incident, sites of a fleet one
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Any
 
 from cdnops.config.incidents import SilenceConfig
 from cdnops.incidents.model import Incident, Scope
@@ -23,6 +24,7 @@ class Silence:
     labels: Mapping[str, str] = field(default_factory=dict)
     metric: str | None = None
     kind: str | None = None
+    created_by: str = ""  # who made it at run time (an operator, a playbook); empty in config
 
     @classmethod
     def from_config(cls, cfg: SilenceConfig, position: int) -> Silence:
@@ -38,6 +40,41 @@ class Silence:
             metric=cfg.metric,
             kind=cfg.kind,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The silence as JSON-ready data (how run-time silences are stored and served)."""
+        return {
+            "v": JSON_VERSION,
+            "id": self.id,
+            "starts_ts": self.starts_ts,
+            "ends_ts": self.ends_ts,
+            "comment": self.comment,
+            "appliance": self.appliance,
+            "site": self.site,
+            "labels": dict(self.labels),
+            "metric": self.metric,
+            "kind": self.kind,
+            "created_by": self.created_by,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Silence:
+        """The inverse of `to_json`; raises ValueError naming what is wrong."""
+        try:
+            return cls(
+                id=str(d["id"]),
+                starts_ts=float(d["starts_ts"]),
+                ends_ts=float(d["ends_ts"]),
+                comment=str(d["comment"]),
+                appliance=_opt_str(d.get("appliance")),
+                site=_opt_str(d.get("site")),
+                labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()},
+                metric=_opt_str(d.get("metric")),
+                kind=_opt_str(d.get("kind")),
+                created_by=str(d.get("created_by") or ""),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"unreadable silence: {exc!r}") from None
 
     def in_effect(self, now: float) -> bool:
         """From `starts_ts` (included) to `ends_ts` (excluded)."""
@@ -58,6 +95,13 @@ class Silence:
         ):
             return False
         return all(inc.labels.get(k) == v for k, v in self.labels.items())
+
+
+JSON_VERSION = 1
+
+
+def _opt_str(x: Any) -> str | None:
+    return None if x is None else str(x)
 
 
 class Silences:
@@ -87,6 +131,10 @@ class Silences:
     def remove(self, silence_id: str) -> bool:
         """Remove a silence; False if there was none with that id."""
         return self._by_id.pop(silence_id, None) is not None
+
+    def get(self, silence_id: str) -> Silence | None:
+        """The silence with that id, if any."""
+        return self._by_id.get(silence_id)
 
     def all(self) -> list[Silence]:
         """Every silence, expired ones included until pruned."""

@@ -141,6 +141,21 @@ class IncidentTracker:
         """An incident's whole timeline, from the store."""
         return timeline_entries(self._journal.store.timeline(incident_id))
 
+    def acknowledge(self, incident_id: str, by: str, comment: str) -> Incident | None:
+        """Record that `by` took the incident on; None when no open or recent one has that id.
+
+        The timeline line and the incident are written at once (not at the next tick), so
+        the caller can read them back; subscribers get an `updated` / `acknowledged` event.
+        """
+        inc = self._find(incident_id)
+        if inc is None:
+            return None
+        inc.acknowledged_by = by
+        detail = f"by {by}: {comment}" if comment else f"by {by}"
+        self._journal.emit(inc, EventType.UPDATED, self._clock(), C.ACKNOWLEDGED, detail)
+        self._journal.flush()
+        return inc.snapshot()
+
     def _waiting(self, inc: Incident, now: float) -> bool:
         return now - (inc.reopened_ts or inc.opened_ts) < self.config.group_wait_s
 
