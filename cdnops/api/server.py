@@ -1,4 +1,5 @@
-"""The daemon's HTTP server: /metrics, /metrics/appliances (opt-in), /healthz, /readyz."""
+"""The daemon's HTTP server: /metrics, /metrics/appliances (opt-in), /healthz, /readyz, and
+the JSON API under /api/v1 when one is given."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ RenderFn = Callable[[FleetFrame | None, DetectionResult | None], bytes]
 # Level 1: the body is highly repetitive, so it already shrinks ~10x at a fraction of level 6's CPU.
 GZIP_LEVEL = 1
 _JSON = "application/json"
+API_PREFIX = "/api/v1"
 
 
 class ServerState(enum.Enum):
@@ -87,7 +89,8 @@ class HttpServer:
 
     Routes: `/metrics` (the registry, via prometheus-client's aiohttp handler),
     `/metrics/appliances` (only when `per_appliance`; 404 otherwise), `/healthz` (200 while
-    the loop runs) and `/readyz` (503 until `set_ready()`, then 200).
+    the loop runs), `/readyz` (503 until `set_ready()`, then 200), and `/api/v1/...` when
+    an API application is given (see `docs/api.md`).
     """
 
     def __init__(
@@ -100,6 +103,8 @@ class HttpServer:
         latest: LatestFn,
         render: RenderFn = render_appliances,
         shutdown_timeout_s: float = 5.0,
+        api: web.Application | None = None,
+        max_body_bytes: int = 1024**2,
     ) -> None:
         """Build the application; nothing listens until the server is entered.
 
@@ -112,6 +117,8 @@ class HttpServer:
                 must be cheap (return references, copy nothing).
             render: renders the per-appliance page; it runs in a worker thread.
             shutdown_timeout_s: how long requests in flight may take to finish on exit.
+            api: the /api/v1 application (`cdnops.api.v1.build_api`), mounted when given.
+            max_body_bytes: the largest request body taken (larger ones get 413).
         """
         self.host = host
         self.port = port
@@ -121,12 +128,14 @@ class HttpServer:
         self._ready = False
         self._started_monotonic = time.monotonic()
         self._renderer = _AppliancesRenderer(render)
-        self._app = web.Application()
+        self._app = web.Application(client_max_size=max_body_bytes)
         self._app.router.add_get("/metrics", make_aiohttp_handler(registry))
         if per_appliance:
             self._app.router.add_get("/metrics/appliances", self._appliances)
         self._app.router.add_get("/healthz", self._healthz)
         self._app.router.add_get("/readyz", self._readyz)
+        if api is not None:
+            self._app.add_subapp(API_PREFIX, api)
         self._runner: web.AppRunner | None = None
 
     @property
