@@ -23,11 +23,14 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from cdnops import __version__
+from cdnops.api.auth import WriteAuth
 from cdnops.api.metrics import DaemonMetrics
 from cdnops.api.server import HttpServer
+from cdnops.api.v1 import build_api
 from cdnops.config.inventory import load_inventory
 from cdnops.config.secrets import Secret
 from cdnops.config.settings import Settings, load_settings
+from cdnops.control import Control
 from cdnops.detect.engine import DetectionEngine
 from cdnops.errors import ConfigError, StoreError
 from cdnops.incidents.events import EventBus
@@ -55,6 +58,7 @@ class Loaded:
     inventory: Inventory
     token: Secret
     playbooks: PlaybookSet = field(default_factory=PlaybookSet)
+    write_token: Secret | None = None  # the API's (None: API writes are refused)
 
 
 def load_all(config_path: Path) -> Loaded:
@@ -63,7 +67,17 @@ def load_all(config_path: Path) -> Loaded:
     settings = load_settings(config_path)
     inventory = load_inventory(settings.inventory, settings.poll.health_format)
     token = settings.appliance_token.resolve()
-    return Loaded(settings, inventory, token, load_playbook_set(settings))
+    playbooks = load_playbook_set(settings)
+    return Loaded(settings, inventory, token, playbooks, write_token(settings, config_path))
+
+
+def write_token(settings: Settings, config_path: Path) -> Secret | None:
+    """The API's write token, read now so that a missing one fails at start (or reload)."""
+    source = settings.api.write_token
+    if source is None or not settings.api.enabled:
+        return None
+    # names the key in resolve()'s errors (the line is not known here)
+    return source.located(str(config_path), 0, 0, "api.write_token").resolve()
 
 
 def load_playbook_set(settings: Settings) -> PlaybookSet:
@@ -112,6 +126,8 @@ class Daemon:
         self._poller: Poller | None = None
         self._tracker: IncidentTracker | None = None
         self._remediator: Remediator | None = None
+        self._control: Control | None = None
+        self.auth = WriteAuth(loaded.write_token)
         self._ticked = asyncio.Condition()
         self.ticks = 0
         self.http_port: int | None = None
@@ -132,6 +148,13 @@ class Daemon:
         if self._tracker is None:
             raise RuntimeError("the daemon is not running")
         return self._tracker
+
+    @property
+    def control(self) -> Control:
+        """The operator's operations (once running): what /api/v1 and MQTT commands call."""
+        if self._control is None:
+            raise RuntimeError("the daemon is not running")
+        return self._control
 
     @property
     def remediator(self) -> Remediator:
@@ -161,7 +184,9 @@ class Daemon:
             self._tracker = stack.enter_context(
                 IncidentTracker(settings.incidents, store, EventBus(self.registry))
             )
-            self._remediator = await self._enter_remediator(stack, store, self._tracker)
+            control = self._control = self._make_control(store, self._tracker)
+            self._remediator = await self._enter_remediator(stack, store, control)
+            control.remediator = self._remediator
             http = await stack.enter_async_context(
                 HttpServer(
                     host=settings.http.listen,
@@ -169,6 +194,7 @@ class Daemon:
                     registry=self.registry,
                     per_appliance=settings.http.per_appliance_metrics,
                     latest=self._latest,
+                    api=build_api(control, self.auth) if settings.api.enabled else None,
                 )
             )
             self.http_port = http.port
@@ -253,8 +279,22 @@ class Daemon:
         except Exception:
             log.exception("remediation failed on tick %d; skipping it", frame.seq)
 
+    def _make_control(self, store: Store, tracker: IncidentTracker) -> Control:
+        """The operations behind /api/v1, with the run-time silences put back."""
+        control = Control(
+            tracker,
+            store,
+            latest=self._latest,
+            load_playbooks=lambda: load_playbook_set(self.loaded.settings),
+        )
+        control.restore_silences()
+        api = self.loaded.settings.api
+        if api.enabled and self.loaded.write_token is None:
+            log.warning("api: no api.write_token configured, so every write to /api/v1 is refused")
+        return control
+
     async def _enter_remediator(
-        self, stack: AsyncExitStack, store: Store, tracker: IncidentTracker
+        self, stack: AsyncExitStack, store: Store, control: Control
     ) -> Remediator | None:
         config = self.loaded.settings.remediation
         if not config.enabled:
@@ -265,7 +305,8 @@ class Daemon:
             store,
             RemediationBus(self.registry),
             token=self.loaded.token,
-            silence=tracker.silences.add,
+            silence=control.add_silence,  # stored, so the silence outlives a restart
+            silences=control.tracker.silences,
         )
         if not config.playbooks_dir.exists():
             log.warning(
@@ -317,7 +358,8 @@ class Daemon:
         if self._remediator is not None:
             self._remediator.replace_playbooks(new.playbooks)
         kept = old.settings.model_copy(update={"incidents": new.settings.incidents})
-        self.loaded = Loaded(kept, new.inventory, new.token, new.playbooks)
+        self.auth.set_token(new.write_token)
+        self.loaded = Loaded(kept, new.inventory, new.token, new.playbooks, new.write_token)
         setup_logging(new.settings.logging.level, new.settings.logging.format)
         self.metrics.config_reloaded(ok=True)
         log.info(
