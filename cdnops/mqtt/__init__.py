@@ -1,0 +1,1 @@
+"""MQTT: events published from a durable outbox in the store, and the command topic."""
