@@ -236,7 +236,7 @@ async def test_bad_playbook_at_reload_keeps_the_last_good_set(
     path = write_setup(tmp_path, sim)
     async with running(path, warm=False) as d:
         good = d.remediator.playbooks
-        assert len(good) == 10
+        assert len(good) == 13
         (tmp_path / "playbooks" / "zz-bad.yaml").write_text(
             "name: bad\ntrigger: {kind: unreachable}\nsteps:\n  - action: rebot\n"
         )
@@ -250,3 +250,17 @@ async def test_bad_playbook_at_reload_keeps_the_last_good_set(
         d.request_reload()
         await until(d, lambda: d.remediator.playbooks is not good, max_ticks=50)
         assert "extra" in d.remediator.playbooks.playbooks
+
+
+async def test_operator_drains_and_undrains_by_hand(sim: SimServer, tmp_path: Path) -> None:
+    target = ids(sim, 1)[3]
+    async with running(write_setup(tmp_path, sim)) as d:
+        drain = d.remediator.run_manual("drain-for-maintenance", target, by="alice")
+        await until(d, lambda: not d.remediator.running)
+        undrain = d.remediator.run_manual("undrain-after-maintenance", target, by="alice")
+        await until(d, lambda: not d.remediator.running)
+        rows = {r.id: r for r in d.remediator.audit.store.executions()}
+        matched = {e.execution_id: e.detail["by"] for e in events(d, "matched")}
+    assert (rows[drain.id].status, rows[undrain.id].status) == ("succeeded", "succeeded")
+    assert matched == {drain.id: "alice", undrain.id: "alice"}
+    assert actions(sim) == [(target, "drain"), (target, "undrain")]

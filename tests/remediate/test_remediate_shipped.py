@@ -21,7 +21,7 @@ def test_every_shipped_file_validates(capsys: pytest.CaptureFixture[str]) -> Non
     assert len(files) >= 5
     assert validate_run(argparse.Namespace(files=files, require_token=False)) == 0
     assert capsys.readouterr().err == ""
-    assert len(load_playbooks([PLAYBOOKS])) == 10
+    assert len(load_playbooks([PLAYBOOKS])) == 13
 
 
 # (what the fault looks like to detection, the playbook an operator expects)
