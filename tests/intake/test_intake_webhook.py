@@ -107,5 +107,5 @@ def test_more_alerts_than_accepted_is_refused_before_validation() -> None:
 
 
 def test_intake_error_is_a_value_error() -> None:
-    # the API maps ValueError to 400: Alertmanager does not retry what it cannot fix
+    # the API answers ValueError with a 4xx: Alertmanager does not retry what it cannot fix
     assert issubclass(IntakeError, ValueError)
