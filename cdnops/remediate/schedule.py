@@ -38,8 +38,8 @@ def parse_cron(line: str) -> CronTrigger:
             f'cron line "{line}" has {len(fields)} fields; '
             "expected 5: minute hour day-of-month month day-of-week"
         )
-    fields[4] = _weekdays(fields[4])
     try:
+        fields[4] = _weekdays(fields[4])
         return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
     except ValueError as exc:
         raise ValueError(f'cron line "{line}": {exc}') from exc

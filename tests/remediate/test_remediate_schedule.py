@@ -23,6 +23,7 @@ from cdnops.incidents.model import Scope
 from cdnops.incidents.silences import Silence, Silences
 from cdnops.model import Appliance, Inventory
 from cdnops.remediate.context import FrameIndex
+from cdnops.remediate.loader import load_playbooks
 from cdnops.remediate.schedule import next_fire, parse_cron
 from cdnops.remediate.subjects import scheduled_subjects
 from cdnops.sim.server import SimServer, SimSpec
@@ -73,8 +74,9 @@ def test_cron_lines_fire_as_classic_cron_in_utc(line: str, after: str, fires: st
     [
         ("0 3 * *", 'cron line "0 3 * *" has 4 fields; expected 5: minute hour '
          "day-of-month month day-of-week"),
-        ("0 3 * * fri-mon", 'day-of-week range "fri-mon" runs backwards; write it as two'),
-        ("0 3 * * 9", 'day-of-week "9" is not a day (0-7 or sun..sat)'),
+        ("0 3 * * fri-mon", 'cron line "0 3 * * fri-mon": day-of-week range "fri-mon" runs '
+         "backwards; write it as two"),
+        ("0 3 * * 9", 'cron line "0 3 * * 9": day-of-week "9" is not a day (0-7 or sun..sat)'),
     ],
 )  # fmt: skip
 def test_bad_cron_lines_say_why(line: str, message: str) -> None:
@@ -202,3 +204,15 @@ def _actions(sim: SimServer) -> list[tuple[str, str]]:
         for r in sim.truth
         if r["event"] == "action_received"
     ]
+
+
+def test_the_playbooks_in_the_docs_load(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "playbooks.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    whole = [b for b in blocks if "\nsteps:" in b and ("\nname:" in b or b.startswith("name:"))]
+    assert len(whole) == 2
+    for i, block in enumerate(whole):
+        (tmp_path / str(i)).mkdir()
+        path = tmp_path / str(i) / "p.yaml"
+        path.write_text(block, encoding="utf-8")
+        assert len(load_playbooks([path])) == 1
