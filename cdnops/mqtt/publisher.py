@@ -73,6 +73,7 @@ class Publisher:
         self._clock = clock
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failures = 0  # consecutive failed attempts: the backoff's exponent
 
     async def __aenter__(self) -> Publisher:
         if self.state is not State.NEW:
@@ -113,30 +114,28 @@ class Publisher:
         return c.backoff_min_s + (ceiling - c.backoff_min_s) * self._rng()
 
     async def _run(self) -> None:
-        failures = 0
         while not self._stop.is_set():
             client = self.connection.client(self._will())
             client.pending_calls_threshold = BATCH + 10  # a full batch in flight is normal
             try:
                 async with client:
-                    self._up(failures)
-                    failures = 0
                     await self._session(client)
             except aiomqtt.MqttError as exc:
-                self._down(failures, f"{exc}")
+                self._down(f"{exc}")
             except StoreError as exc:
-                self._down(failures, f"outbox: {exc}")
+                self._down(f"outbox: {exc}")
             finally:
                 self.connected.clear()
                 self.metrics.connected.set(0)
             if self._stop.is_set():
                 break
-            failures += 1
+            self._failures += 1
             self.metrics.reconnects.inc()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.backoff_s(failures))
+                await asyncio.wait_for(self._stop.wait(), self.backoff_s(self._failures))
 
-    def _up(self, failures: int) -> None:
+    def _up(self) -> None:
+        failures, self._failures = self._failures, 0
         self.failed.clear()
         self.connected.set()
         self.metrics.connected.set(1)
@@ -148,7 +147,8 @@ class Publisher:
             len(self.outbox),
         )
 
-    def _down(self, failures: int, reason: str) -> None:
+    def _down(self, reason: str) -> None:
+        failures = self._failures
         self.failed.set()
         # log the transition, not every failed attempt of an outage
         if self.connected.is_set():
@@ -166,6 +166,7 @@ class Publisher:
         await client.publish(self.topics.status, self._status("online"), qos=1, retain=True)
         if self.on_message is not None:
             await client.subscribe(self.topics.commands, qos=1)
+        self._up()
         stop = asyncio.create_task(self._stop.wait(), name="cdnops.mqtt.stop")
         drain = asyncio.create_task(self._drain(client), name="cdnops.mqtt.drain")
         listen = asyncio.create_task(self._listen(client), name="cdnops.mqtt.listen")
