@@ -128,6 +128,15 @@ class PlaybookScheduler:
                 misfire_grace_time=MISFIRE_GRACE_S,
             )
 
+    def fire_now(self, name: str) -> None:
+        """Bring a playbook's next firing forward to now (the one after follows the cron
+        line again). Raises KeyError when no job has that name."""
+        job = self._scheduler.get_job(name)
+        if job is None:
+            raise KeyError(name)
+        job.modify(next_run_time=dt.datetime.now(UTC))
+        self._scheduler.wakeup()
+
     def jobs(self) -> dict[str, dt.datetime | None]:
         """Playbook name -> its next firing (None before `start`, or when paused)."""
         out: dict[str, dt.datetime | None] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -216,3 +217,22 @@ def test_the_playbooks_in_the_docs_load(tmp_path: Path) -> None:
         path = tmp_path / str(i) / "p.yaml"
         path.write_text(block, encoding="utf-8")
         assert len(load_playbooks([path])) == 1
+
+
+async def test_a_due_job_runs_the_firing_on_the_loop(sim: SimServer, tmp_path: Path) -> None:
+    site, ids = site_ids(sim)
+    frames = Frames(inventory_of(sim.inventory()))
+    pbs = playbooks(tmp_path, nightly(site))
+    async with remediator(tmp_path / "s.db", pbs, config()) as (rem, ev):
+        fired = asyncio.Event()
+        rem.audit.bus.subscribe(lambda e: fired.set() if e.event == "schedule_fired" else None)
+        rem.tick(frames.frame(), [], [])
+        rem.scheduler.fire_now("nightly-diagnostics")
+        await asyncio.wait_for(fired.wait(), 5)
+        await tick_until_idle(rem, frames.frame)
+        later = rem.scheduler.jobs()["nightly-diagnostics"]
+    assert later is not None
+    assert (later.hour, later.minute) == (3, 0)
+    [summary] = [e.detail for e in ev if e.event == "schedule_fired"]
+    assert summary["started"] == len(ids)
+    assert sorted(a for a, _ in _actions(sim)) == sorted(ids)
