@@ -438,6 +438,7 @@ class IncidentTracker:
     # site and fleet correlation and inhibition are detection's; an alert incident stays
     # active while its alerts fire and resolves only when Alertmanager says so. Silences,
     # the group wait, announcing, triage and the store treat them like any other.
+    # These return incident ids rather than copies: a notification may carry a thousand.
 
     def open_alert(
         self,
@@ -448,9 +449,9 @@ class IncidentTracker:
         labels: Mapping[str, str],
         started_ts: float | None,
         detail: str,
-    ) -> tuple[Incident, bool]:
+    ) -> tuple[str, bool]:
         """Tie a newly firing alert to the open incident of `key`, reopening one resolved
-        within the hold-down or opening one; returns (a copy, whether it is new or reopened).
+        within the hold-down or opening one; returns (its id, whether it is new or reopened).
 
         Call `commit_alerts` after a batch: it announces and writes.
         """
@@ -463,7 +464,7 @@ class IncidentTracker:
             if severity is Severity.CRITICAL:
                 inc.severity = Severity.CRITICAL
             self._journal.emit(inc, EventType.UPDATED, now, C.ABSORBED, detail)
-            return inc.snapshot(), False
+            return inc.id, False
         inc = self._recent.pop(key, None)
         if inc is not None:
             inc.status, inc.resolved_ts, inc.reopened_ts = Status.OPEN, None, now
@@ -486,39 +487,46 @@ class IncidentTracker:
             self._journal.note(inc, now, "opened", detail)
         self._open[key] = inc
         self._silence_alert(inc, now)
-        return inc.snapshot(), True
+        return inc.id, True
 
-    def alert_seen(self, incident_id: str) -> Incident | None:
-        """A firing alert sent again: its open alert incident was seen now (None if none)."""
-        inc = self._open_alert_by_id(incident_id)
+    def alert_seen(self, key: Key) -> str | None:
+        """A firing alert sent again: the open alert incident of `key` was seen now.
+
+        Returns its id, or None when `key` has no open alert incident.
+        """
+        inc = self._open.get(key) if key.kind is IncidentKind.ALERT else None
         if inc is None:
             return None
         inc.last_seen_ts = self._clock()
-        return inc.snapshot()
+        return inc.id
 
-    def resolve_alert(self, incident_id: str, detail: str, *, firing: int = 0) -> Incident | None:
-        """An alert of the incident resolved: resolve it unless `firing` others still fire.
+    def resolve_alert(self, key: Key, detail: str, *, firing: int = 0) -> str | None:
+        """An alert of `key`'s incident resolved: resolve it unless `firing` others still fire.
 
-        Returns a copy of the incident, or None when no open alert incident has that id.
+        Returns the incident's id, or None when `key` has no open alert incident.
         """
-        inc = self._open_alert_by_id(incident_id)
+        inc = self._open.get(key) if key.kind is IncidentKind.ALERT else None
         if inc is None:
             return None
         now = self._clock()
         if firing > 0:
             self._journal.note(inc, now, "alert resolved", f"{detail}; {firing} still firing")
-            return inc.snapshot()
+            return inc.id
         inc.status, inc.resolved_ts = Status.RESOLVED, now
         inc.active, inc.quiet_since_ts = False, now
-        del self._open[inc.key]
-        self._recent[inc.key] = inc
+        del self._open[key]
+        self._recent[key] = inc
         self._journal.emit(inc, EventType.RESOLVED, now, None, detail)
-        return inc.snapshot()
+        return inc.id
 
-    def find_alert(self, key: Key) -> Incident | None:
-        """The open alert incident of `key`, if any (a copy)."""
+    def find_alert(self, key: Key) -> str | None:
+        """The id of `key`'s open alert incident, if there is one."""
         inc = self._open.get(key) if key.kind is IncidentKind.ALERT else None
-        return inc.snapshot() if inc is not None else None
+        return inc.id if inc is not None else None
+
+    def open_alert_keys(self) -> dict[str, Key]:
+        """Incident id -> key of every open alert incident."""
+        return {i.id: k for k, i in self._open.items() if i.kind is IncidentKind.ALERT}
 
     def appliance_sites(self) -> dict[str, str]:
         """Appliance id -> site, as the last tick showed the inventory (empty before)."""
@@ -562,16 +570,6 @@ class IncidentTracker:
                 self._recent.setdefault(slot(inc.key), inc)
         self._set_gauges(now)
         return sum(1 for i in self._open.values() if i.kind is IncidentKind.ALERT)
-
-    def _open_alert_by_id(self, incident_id: str) -> Incident | None:
-        return next(
-            (
-                i
-                for i in self._open.values()
-                if i.id == incident_id and i.kind is IncidentKind.ALERT
-            ),
-            None,
-        )
 
     def _silence_alert(self, inc: Incident, now: float) -> None:
         match = self.silences.match(inc, now) if len(self.silences) else None

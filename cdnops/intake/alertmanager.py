@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdnops.config.intake import AlertmanagerConfig
+from cdnops.incidents.model import Key
 from cdnops.incidents.tracker import IncidentTracker
 from cdnops.intake.mapping import Skip, Target, selected, target_of
 from cdnops.intake.webhook import Alert, IntakeError, Notification, parse_notification
@@ -22,17 +23,46 @@ log = logging.getLogger("cdnops.intake")
 MAX_WARNED = 10_000  # unmappable alerts remembered so each is logged once
 
 
+_RANK = {"updated": 0, "opened": 1, "resolved": 2}
+
+
 @dataclass(slots=True)
 class IntakeResult:
-    """What one notification did, per alert: the answer to Alertmanager (and to operators)."""
+    """What one notification did: the answer to Alertmanager (and to operators).
+
+    Each incident is listed once, under the last thing that happened to it: `resolved`
+    over `opened` over `updated`.
+    """
 
     received: int = 0
-    opened: list[str] = field(default_factory=list)  # incidents opened or reopened
-    updated: list[str] = field(default_factory=list)  # open incidents the alert was already in
-    resolved: list[str] = field(default_factory=list)  # incidents resolved
     ignored: int = 0  # left out by `match`, or resolved alerts the daemon never had
     skipped: list[dict[str, str]] = field(default_factory=list)  # taken but not mappable
     truncated: int = 0  # alerts Alertmanager left out of the notification
+    _outcomes: dict[str, str] = field(default_factory=dict)  # incident id -> outcome
+
+    def note(self, outcome: str, incident_id: str) -> None:
+        """Record that an incident was `opened` (or reopened), `updated` or `resolved`."""
+        before = self._outcomes.get(incident_id)
+        if before is None or _RANK[outcome] > _RANK[before]:
+            self._outcomes[incident_id] = outcome
+
+    def _ids(self, outcome: str) -> list[str]:
+        return [i for i, o in self._outcomes.items() if o == outcome]
+
+    @property
+    def opened(self) -> list[str]:
+        """Incidents a firing alert opened or reopened."""
+        return self._ids("opened")
+
+    @property
+    def updated(self) -> list[str]:
+        """Open incidents a firing alert was already in or joined, or one of several resolved."""
+        return self._ids("updated")
+
+    @property
+    def resolved(self) -> list[str]:
+        """Incidents resolved by their last alert."""
+        return self._ids("resolved")
 
     def to_json(self) -> dict[str, Any]:
         """The result as JSON-ready data."""
@@ -71,10 +101,12 @@ class AlertmanagerIntake:
         self._store = store
         self._clock = clock
         tracker.adopt_alerts()
-        self._firing: dict[str, str] = {}  # fingerprint -> incident id
-        self._members: dict[str, set[str]] = {}  # incident id -> fingerprints firing in it
+        self._firing: dict[str, Key] = {}  # fingerprint -> the key of its incident
+        self._members: dict[Key, set[str]] = {}  # key -> fingerprints firing in its incident
+        keys = tracker.open_alert_keys()
         for row in store.alerts(status="firing"):
-            self._bind(row.fingerprint, row.incident_id)
+            if (key := keys.get(row.incident_id)) is not None:
+                self._bind(row.fingerprint, key)
         self._sites: dict[str, str] | None = None  # appliance -> site, built per request
         self._warned: set[str] = set()  # fingerprints of unmappable alerts, logged once
 
@@ -112,8 +144,8 @@ class AlertmanagerIntake:
 
     def _fire(self, alert: Alert, result: IntakeResult, rows: list[tuple[Alert, str, str]]) -> None:
         known = self._firing.get(alert.fingerprint)
-        if known is not None and self._tracker.alert_seen(known) is not None:
-            result.updated.append(known)
+        if known is not None and (seen := self._tracker.alert_seen(known)) is not None:
+            result.note("updated", seen)
             return
         if not selected(self.config, alert.labels):
             result.ignored += 1
@@ -123,7 +155,7 @@ class AlertmanagerIntake:
         except Skip as exc:
             result.skipped.append({"fingerprint": alert.fingerprint, "reason": str(exc)})
             return
-        inc, new = self._tracker.open_alert(
+        incident_id, new = self._tracker.open_alert(
             target.key,
             site=target.site,
             severity=target.severity,
@@ -131,53 +163,52 @@ class AlertmanagerIntake:
             started_ts=target.started_ts,
             detail=_detail(alert, target),
         )
-        (result.opened if new else result.updated).append(inc.id)
-        self._bind(alert.fingerprint, inc.id)
-        rows.append((alert, inc.id, "firing"))
+        result.note("opened" if new else "updated", incident_id)
+        self._bind(alert.fingerprint, target.key)
+        rows.append((alert, incident_id, "firing"))
 
     def _resolve(
         self, alert: Alert, result: IntakeResult, rows: list[tuple[Alert, str, str]]
     ) -> None:
-        incident_id = self._unbind(alert.fingerprint) or self._orphan(alert)
-        if incident_id is None:
+        key = self._unbind(alert.fingerprint) or self._orphan(alert)
+        if key is None:
             result.ignored += 1  # never taken, or resolved already
             return
-        still = len(self._members.get(incident_id, ()))
+        still = len(self._members.get(key, ()))
         detail = f"alert {alert.fingerprint} resolved"
-        inc = self._tracker.resolve_alert(incident_id, detail, firing=still)
-        if inc is not None and still == 0:
-            result.resolved.append(inc.id)
-        elif inc is not None:
-            result.updated.append(inc.id)
+        incident_id = self._tracker.resolve_alert(key, detail, firing=still)
+        if incident_id is None:
+            result.ignored += 1  # its incident is no longer open
+            return
+        result.note("updated" if still else "resolved", incident_id)
         rows.append((alert, incident_id, "resolved"))
 
-    def _orphan(self, alert: Alert) -> str | None:
-        """The open incident of a resolved alert the alerts table does not hold (a crash
-        between the two writes): the incident of its key, if no other alert fires in it."""
+    def _orphan(self, alert: Alert) -> Key | None:
+        """The key of a resolved alert the alerts table does not hold (the daemon stopped
+        between the two writes), if its incident is open and no other alert fires in it."""
         if not selected(self.config, alert.labels):
             return None
         try:
             target = target_of(self.config, alert, self._site_of)
         except Skip:
             return None
-        inc = self._tracker.find_alert(target.key)
-        if inc is None or self._members.get(inc.id):
+        if self._tracker.find_alert(target.key) is None or self._members.get(target.key):
             return None
-        return inc.id
+        return target.key
 
-    def _bind(self, fingerprint: str, incident_id: str) -> None:
+    def _bind(self, fingerprint: str, key: Key) -> None:
         self._unbind(fingerprint)
-        self._firing[fingerprint] = incident_id
-        self._members.setdefault(incident_id, set()).add(fingerprint)
+        self._firing[fingerprint] = key
+        self._members.setdefault(key, set()).add(fingerprint)
 
-    def _unbind(self, fingerprint: str) -> str | None:
-        incident_id = self._firing.pop(fingerprint, None)
-        if incident_id is not None:
-            members = self._members[incident_id]
+    def _unbind(self, fingerprint: str) -> Key | None:
+        key = self._firing.pop(fingerprint, None)
+        if key is not None:
+            members = self._members[key]
             members.discard(fingerprint)
             if not members:
-                del self._members[incident_id]
-        return incident_id
+                del self._members[key]
+        return key
 
     def _site_of(self, appliance: str) -> str | None:
         if self._sites is None:
