@@ -7,6 +7,7 @@ error is `{"error": message}` (plus `problems` when there are several), never a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -150,19 +151,19 @@ class Api:
             frame, by_app, site=request.query.get("site"), state=state, only_anomalous=only
         )
         page = rows[offset : offset + limit]
-        apps = frame.inventory.appliances
-        items = [views.appliance(frame, int(r), by_app.get(apps[r].id, ()), result) for r in page]
+        # a full page takes tens of ms: render it in a worker thread (the frame is immutable)
+        # so the poller's timers keep firing
+        items = await asyncio.to_thread(views.appliances, frame, page, by_app, result)
         body = {"tick": views.tick(frame), "total": len(rows), "offset": offset, "items": items}
         return _json(body)
 
     async def appliance(self, request: web.Request) -> web.Response:
         appliance_id = request.match_info["id"]
         frame, result = self.control.latest()
-        row = None if frame is None else _row_of(frame.inventory, appliance_id)
+        row = None if frame is None else views.row_index(frame.inventory).get(appliance_id)
         if frame is None or row is None:
             return error(404, f"no appliance {appliance_id} in the latest tick")
-        anomalies = views.anomalies_by_appliance(result).get(appliance_id, [])
-        item = views.appliance(frame, row, anomalies, result)
+        [item] = views.appliances(frame, [row], views.anomalies_by_appliance(result), result)
         return _json({"tick": views.tick(frame), **item})
 
     # -- incidents ------------------------------------------------------------------
@@ -250,14 +251,6 @@ class Api:
         from cdnops.api.openapi import describe
 
         return _json(describe(ROUTES, version=__version__, prefix=API_PREFIX))
-
-
-def _row_of(inventory: Any, appliance_id: str) -> int | None:
-    # linear, but in C-speed tuple iteration: ~1 ms for 20,000 appliances
-    for i, a in enumerate(inventory.appliances):
-        if a.id == appliance_id:
-            return i
-    return None
 
 
 _LIMIT = Param("limit", f"at most this many items (1-{MAX_LIMIT})", {"type": "integer"})

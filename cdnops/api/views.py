@@ -4,7 +4,7 @@ playbooks. Pure functions; the handlers in `cdnops/api/v1.py` call them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from cdnops.model import (
     ApplianceState,
     DetectionResult,
     FleetFrame,
+    Inventory,
     PollFailure,
     ServiceStatus,
 )
@@ -62,38 +63,73 @@ def select_rows(
         keep &= frame.site_index == frame.sites.index(site)
     if state is not None:
         keep &= frame.state == STATES.index(state)
-    rows = np.flatnonzero(keep)
     if only_anomalous:
-        apps = frame.inventory.appliances
-        rows = np.array([r for r in rows if apps[r].id in anomalous], dtype=np.intp)
-    return rows
+        # O(active anomalies), not O(fleet): look their rows up in the inventory's index
+        index = row_index(frame.inventory)
+        hit = np.zeros(frame.n, dtype=np.bool_)
+        hit[[index[a] for a in anomalous if a in index]] = True
+        keep &= hit
+    return np.flatnonzero(keep)
 
 
-def appliance(
-    frame: FleetFrame, row: int, anomalies: Sequence[Anomaly], result: DetectionResult | None
-) -> dict[str, Any]:
-    """One appliance as the latest tick saw it, with its active anomalies."""
-    a = frame.inventory.appliances[row]
-    values, valid = frame.values[row], frame.valid[row]
-    services = {
-        name: ServiceStatus(int(code)).name.lower()
-        for name, code in zip(frame.services, frame.service_status[row], strict=True)
-        if code != ServiceStatus.ABSENT
-    }
-    failure = PollFailure(int(frame.failure[row]))
-    return {
-        "id": a.id,
-        "site": a.site,
-        "labels": dict(a.labels),
-        "state": ApplianceState(int(frame.state[row])).name.lower(),
-        "up": failure is PollFailure.OK,
-        "last_poll": failure.reason,
-        "uptime_s": _num(float(frame.uptime_s[row])),
-        "metrics": {m: float(values[j]) for j, m in enumerate(frame.metrics) if valid[j]},
-        "services": services,
-        "anomalies": [anomaly_to_json(x) for x in anomalies],
-        "detection_seq": None if result is None else result.seq,
-    }
+_index_cache: tuple[Inventory, dict[str, int]] | None = None
+
+
+def row_index(inventory: Inventory) -> dict[str, int]:
+    """Appliance id -> row, built once per inventory (it changes only on reload)."""
+    global _index_cache
+    cached = _index_cache
+    if cached is None or cached[0] is not inventory:
+        cached = _index_cache = (inventory, inventory.index())
+    return cached[1]
+
+
+_STATE_NAMES = {int(s): s.name.lower() for s in ApplianceState}
+_POLL_REASONS = {int(f): f.reason for f in PollFailure}
+_SERVICE_NAMES = {int(s): s.name.lower() for s in ServiceStatus}
+
+
+def appliances(
+    frame: FleetFrame,
+    rows: Sequence[int] | np.ndarray,
+    anomalies: Mapping[str, Sequence[Anomaly]],
+    result: DetectionResult | None,
+) -> list[dict[str, Any]]:
+    """The appliances of `rows` as the latest tick saw them, with their active anomalies.
+
+    The page's arrays are turned into Python lists once (not cell by cell): a page of
+    1,000 appliances x 12 metrics renders in a few milliseconds on the event loop.
+    """
+    idx = np.asarray(rows, dtype=np.intp)
+    values = frame.values[idx].tolist()
+    valid = frame.valid[idx].tolist()
+    services = frame.service_status[idx].tolist()
+    states, failures = frame.state[idx].tolist(), frame.failure[idx].tolist()
+    uptimes = frame.uptime_s[idx].tolist()
+    seq = None if result is None else result.seq
+    out = []
+    for k, row in enumerate(idx.tolist()):
+        a = frame.inventory.appliances[row]
+        metrics = {m: v for m, v, ok in zip(frame.metrics, values[k], valid[k], strict=True) if ok}
+        svc = {
+            name: _SERVICE_NAMES.get(code, str(code))
+            for name, code in zip(frame.services, services[k], strict=True)
+            if code != ServiceStatus.ABSENT
+        }
+        out.append({
+            "id": a.id,
+            "site": a.site,
+            "labels": dict(a.labels),
+            "state": _STATE_NAMES.get(states[k], "unknown"),
+            "up": failures[k] == PollFailure.OK,
+            "last_poll": _POLL_REASONS.get(failures[k], str(failures[k])),
+            "uptime_s": uptimes[k] if math.isfinite(uptimes[k]) else None,
+            "metrics": metrics,
+            "services": svc,
+            "anomalies": [anomaly_to_json(x) for x in anomalies.get(a.id, ())],
+            "detection_seq": seq,
+        })  # fmt: skip
+    return out
 
 
 def tick(frame: FleetFrame | None) -> dict[str, Any] | None:
