@@ -161,3 +161,12 @@ async def test_unknown_routes_and_methods_are_json(tmp_path: Path) -> None:
         status, body = await api.send("PUT", "/incidents")
         assert status == 405
         assert "does not take that method" in body["error"]
+
+
+async def test_openapi_passes_the_spec_validator(tmp_path: Path) -> None:
+    validator = pytest.importorskip(
+        "openapi_spec_validator", reason="openapi-spec-validator (a test dependency) is missing"
+    )
+    async with running_api(tmp_path) as api:
+        _, doc = await api.get("/openapi.json")
+    validator.validate(doc)  # raises on any departure from OpenAPI 3.1
