@@ -81,6 +81,8 @@ def execution_payload(instance: str, ev: RemediationEvent) -> bytes | None:
         return None
     data = _remediation_data(ev)
     status = ev.detail.get("status")
+    if event == "interrupted":
+        status = "interrupted"
     data["status"] = str(status) if status is not None else "running"
     data["dry_run"] = bool(ev.detail.get("dry_run", False))
     if "reason" in ev.detail:

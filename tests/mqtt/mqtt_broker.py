@@ -97,7 +97,17 @@ class Collector:
     reconnecting after a broker restart (the session, saved by the broker, keeps what
     was published meanwhile)."""
 
-    def __init__(self, port: int, topic_filter: str, *, identifier: str = "test-collector"):
+    def __init__(
+        self,
+        port: int,
+        topic_filter: str,
+        *,
+        identifier: str = "test-collector",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.username = username
+        self.password = password
         self.port = port
         self.topic_filter = topic_filter
         self.identifier = identifier
@@ -118,13 +128,14 @@ class Collector:
             await self._task
 
     async def _run(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
+        props = properties(PacketTypes.CONNECT, SessionExpiryInterval=3600)
         while True:
             client = aiomqtt.Client(
                 "127.0.0.1",
                 self.port,
                 identifier=self.identifier,
+                username=self.username,
+                password=self.password,
                 protocol=aiomqtt.ProtocolVersion.V5,
                 clean_start=False,
                 properties=props,
@@ -153,6 +164,19 @@ class Collector:
     def on(self, suffix: str) -> list[aiomqtt.Message]:
         """The messages whose topic ends with `suffix`."""
         return [m for m in self.messages if str(m.topic).endswith(suffix)]
+
+
+def properties(packet: int, **values: object) -> Properties:
+    """MQTT 5 properties of a packet type (paho's class is untyped)."""
+    props = Properties(packet)  # type: ignore[no-untyped-call]
+    for name, value in values.items():
+        setattr(props, name, value)
+    return props
+
+
+def prop(message: aiomqtt.Message, name: str) -> object:
+    """A received message's MQTT 5 property, or None."""
+    return getattr(message.properties, name, None)
 
 
 def body(message: aiomqtt.Message) -> dict[str, object]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mqtt_events import Rig, rig
+from mqtt_events import INSTANCE, Rig, rig
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.config.remediate import RemediateConfig
@@ -81,9 +81,9 @@ class Ops:
 
 
 @asynccontextmanager
-async def ops(tmp_path: Path, *, remediation: bool = True) -> AsyncIterator[Ops]:
+async def ops(tmp_path: Path, *, instance: str = INSTANCE) -> AsyncIterator[Ops]:
     """Everything on files under `tmp_path`, one incident open on sea01-a."""
-    r = rig(tmp_path)
+    r = rig(tmp_path, instance=instance)
     books = tmp_path / "playbooks"
     books.mkdir()
     (books / "main.yaml").write_text(textwrap.dedent(PLAYBOOKS), encoding="utf-8")
@@ -103,7 +103,7 @@ async def ops(tmp_path: Path, *, remediation: bool = True) -> AsyncIterator[Ops]
             tracker,
             r.store,
             latest=lambda: (f, None),
-            remediator=remediator if remediation else None,
+            remediator=remediator,
             clock=clock,
         )
         async with remediator:

@@ -74,7 +74,8 @@ class Rig:
         """A publisher to 127.0.0.1:`port` (tiny backoff: the tests restart brokers)."""
         settings = {"port": port, "backoff_min_s": 0.05, "backoff_max_s": 0.2, **config}
         cfg = MqttConfig.model_validate(settings)
-        return Publisher(Connection.from_config(cfg, INSTANCE), self.outbox, metrics=self.metrics)
+        connection = Connection.from_config(cfg, self.outbox.instance)
+        return Publisher(connection, self.outbox, metrics=self.metrics)
 
     def value(self, name: str) -> float:
         """A metric's current value."""
@@ -83,7 +84,7 @@ class Rig:
         return v
 
 
-def rig(path: Path, *, max_events: int = 100_000) -> Rig:
+def rig(path: Path, *, max_events: int = 100_000, instance: str = INSTANCE) -> Rig:
     """Everything wired on a store in `path`."""
     store = Store(path / "state.db")
     registry = CollectorRegistry()
@@ -91,6 +92,7 @@ def rig(path: Path, *, max_events: int = 100_000) -> Rig:
     incidents = EventBus(registry)
     remediation = RemediationBus(registry)
     audit = Audit(store, remediation, clock=lambda: 5000.0)
-    outbox = Outbox(store, Topics(PREFIX), INSTANCE, max_events=max_events, metrics=metrics)
+    topics = Topics(f"cdnops/{instance}")
+    outbox = Outbox(store, topics, instance, max_events=max_events, metrics=metrics)
     outbox.attach(incidents, remediation)
     return Rig(store, registry, metrics, incidents, remediation, audit, outbox)

@@ -10,11 +10,10 @@ from typing import Any
 import aiomqtt
 import orjson
 import pytest
-from mqtt_broker import Broker, Collector, body
+from mqtt_broker import Broker, Collector, body, prop, properties
 from mqtt_control import Ops, ops
 from mqtt_events import INSTANCE, PREFIX
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from cdnops.config.mqtt import MqttConfig
 from cdnops.mqtt.commands import CommandHandler
@@ -38,11 +37,12 @@ class Operator:
         response_topic: str | None = None,
     ) -> dict[str, Any]:
         """Send a command; returns the next answer (on whichever topic it comes)."""
-        props = Properties(PacketTypes.PUBLISH)
+        values: dict[str, object] = {}
         if correlation is not None:
-            props.CorrelationData = correlation
+            values["CorrelationData"] = correlation
         if response_topic is not None:
-            props.ResponseTopic = response_topic
+            values["ResponseTopic"] = response_topic
+        props = properties(PacketTypes.PUBLISH, **values)
         raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         before = len(self.replies.messages)
         await self.client.publish(f"{PREFIX}/commands/{verb}", raw, qos=1, properties=props)
@@ -85,8 +85,7 @@ async def test_silence_is_created_and_answered_with_its_correlation(
             correlation=b"req-1",
         )
         assert str(op.last.topic) == f"{PREFIX}/commands/silence/result"
-        assert op.last.properties is not None
-        assert op.last.properties.CorrelationData == b"req-1"
+        assert prop(op.last, "CorrelationData") == b"req-1"
         assert answer["ok"] is True
         assert answer["correlation"] == "req-1"
         silence = answer["result"]["silence"]
@@ -193,7 +192,7 @@ async def test_response_topic_is_honoured_but_never_into_the_event_tree(
                 f"{PREFIX}/commands/ack",
                 orjson.dumps({"incident_id": o.incident_id}),
                 qos=1,
-                properties=_response("replies/ana"),
+                properties=properties(PacketTypes.PUBLISH, ResponseTopic="replies/ana"),
             )
             got = await mine.wait_for(lambda ms: len(ms) == 1)
             assert body(got[0])["ok"] is True
@@ -203,9 +202,3 @@ async def test_response_topic_is_honoured_but_never_into_the_event_tree(
         )
         assert answer["ok"] is True
         assert str(op.last.topic) == f"{PREFIX}/commands/ack/result"
-
-
-def _response(topic: str) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = topic
-    return props

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -15,6 +16,11 @@ EVENTS = f"{PREFIX}/incidents/#"
 def seqs(messages: list[aiomqtt.Message]) -> list[int]:
     """The `seq` of each event message, in arrival order."""
     return [int(body(m)["seq"]) for m in messages if "/incidents/" in str(m.topic)]  # type: ignore[call-overload]
+
+
+def at_least(n: int) -> Callable[[list[aiomqtt.Message]], bool]:
+    """A predicate: n distinct events have arrived."""
+    return lambda ms: len(set(seqs(ms))) >= n
 
 
 async def test_events_arrive_in_order_with_their_schema(tmp_path: Path, broker: Broker) -> None:
@@ -83,8 +89,7 @@ async def test_broker_restart_mid_stream_loses_nothing_duplicates_share_ids(
                 total += 1
                 r.opened(total)
             r.outbox.flush()
-            mid = total - 30  # mid-stream: stop the broker while events are on the way
-            await sub.wait_for(lambda ms, mid=mid: len(set(seqs(ms))) >= mid)
+            await sub.wait_for(at_least(total - 30))  # mid-stream: events still on the way
             broker.stop()
             for _ in range(25):
                 total += 1
