@@ -12,6 +12,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from cdnops.api.metrics import DaemonMetrics
+from cdnops.mqtt.metrics import MqttMetrics
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "prometheus"
 RULES = CONTRIB / "cdnops.rules.yml"
@@ -28,6 +29,8 @@ EXPECTED_ALERTS = {
     "CdnopsPollsFailingMassively",
     "CdnopsConfigReloadFailed",
     "CdnopsFramesDropped",
+    "CdnopsEventOutboxGrowing",
+    "CdnopsEventsDropped",
 }
 
 
@@ -42,6 +45,7 @@ def _exported_series_names() -> set[str]:
     """Every series name the daemon's /metrics can carry, from its real registry."""
     registry = CollectorRegistry()
     DaemonMetrics(registry, instance="test", version="0")
+    MqttMetrics(registry)
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_sum", "_count", "_created"),
