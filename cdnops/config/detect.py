@@ -83,6 +83,22 @@ class TemporalConfig(_Frozen):
     refractory_ticks: int = Field(default=300, ge=0, le=100_000)  # damp re-alarms after a firing
 
 
+class SeasonalConfig(_Frozen):
+    """A time-of-week baseline: `buckets` buckets of `bucket_s` seconds (336 x 30 min is one
+    week), each the mean of its past visits; the temporal detector then judges the value
+    less its usual departure at this time, where that pattern explains the series."""
+
+    enabled: bool = True
+    bucket_s: float = Field(default=1800.0, ge=1.0, le=86_400.0)
+    buckets: int = Field(default=336, ge=2, le=1008)  # at most 4 KiB of state per series
+    rate: float = Field(default=0.2, gt=0, le=1)  # weight of a new visit in its bucket's mean
+    min_visits: int = Field(default=2, ge=1, le=255)  # visits before a bucket is trusted
+    # buckets must explain the series: their error below this fraction of the plain level's
+    strength: float = Field(default=0.5, gt=0, le=1)
+    error_rate: float = Field(default=0.002, gt=0, le=1)  # per visit, for both errors
+    level_rate: float = Field(default=0.002, gt=0, le=1)  # per visit, the series' level
+
+
 class PeersConfig(_Frozen):
     """Each appliance against its site's serving appliances at the same tick."""
 
@@ -158,6 +174,7 @@ class DetectConfig(_Frozen):
     default_rule: MetricRule = MetricRule()  # for metrics not listed in `metrics`
     hysteresis: Hysteresis = Hysteresis()
     temporal: TemporalConfig = TemporalConfig()
+    seasonal: SeasonalConfig = SeasonalConfig()
     peers: PeersConfig = PeersConfig()
     bounds: dict[str, Bound] = Field(default_factory=_default_bounds)
     counters: dict[str, float] = Field(

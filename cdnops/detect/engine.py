@@ -25,6 +25,7 @@ from cdnops.detect.detectors import (
 )
 from cdnops.detect.hysteresis import Hysteresis
 from cdnops.detect.report import Reporter
+from cdnops.detect.seasonal import SeasonalState
 from cdnops.detect.windows import F32, STATE_DTYPE, TemporalParams, TemporalState
 from cdnops.model import (
     Anomaly,
@@ -91,6 +92,7 @@ class DetectionEngine:
         m, k, h = len(self.cols.metrics), len(self.cols.trend_cols), self.config.hysteresis
         s, svc = len(self._services), self.config.services
         self.temporal = TemporalState((n, m), self._params)
+        self.seasonal = SeasonalState((n, m), self.config.seasonal)
         self.trend = TrendState((n, k), self.config.trend_ticks)
         self.reach_runs = np.zeros(n, np.int32)
         # per counter column: ticks since it last rose, and the rate it rose at then
@@ -162,8 +164,10 @@ class DetectionEngine:
         serving = frame.state == ApplianceState.SERVING
         all_serving = bool(serving.all())
         learn = valid if all_serving else valid & ~(~serving[:, None] & cols.traffic)
+        # the temporal detector judges the value less its usual departure at this time of week
+        xs = self.seasonal.adjust(x, learn, frame.ts)
         likelihood, score, surprise = self.temporal.update(
-            x, learn, cols.up, cols.down, cols.min_var
+            xs, learn, cols.up, cols.down, cols.min_var
         )
         judged = self._judged(learn)
         # improbable *and* far from the baseline: a quiet series' small wobble is improbable
@@ -334,6 +338,7 @@ class DetectionEngine:
     def _take(self, rows: np.ndarray, keep: BoolArray, ids: tuple[str, ...]) -> None:
         safe = np.where(keep, rows, 0)
         self.temporal.take(safe, keep)
+        self.seasonal.take(safe, keep)
         for name in ("level", "slope", "count", "resid", "slope_slow"):
             arr = getattr(self.trend, name)
             new = np.zeros((len(ids), *arr.shape[1:]), arr.dtype)

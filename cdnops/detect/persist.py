@@ -18,13 +18,17 @@ if TYPE_CHECKING:
     from cdnops.detect.engine import DetectionEngine
 
 log = logging.getLogger("cdnops.detect")
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def _arrays(engine: DetectionEngine) -> dict[str, Any]:
     t, tr = engine.temporal, engine.trend
     out: dict[str, Any] = {f"temporal.{k}": v for k, v in t.arrays.items()}
     out |= {"temporal.count": t.count, "temporal.seeded": t.seeded}
+    se = engine.seasonal
+    out |= {f"seasonal.{k}": v for k, v in se.arrays.items()}
+    out |= {"seasonal.profile": se.profile, "seasonal.visits": se.visits}
+    out |= {"seasonal.offset": se.offset}
     out |= {"trend.level": tr.level, "trend.slope": tr.slope, "trend.count": tr.count}
     out |= {"trend.resid": tr.resid, "trend.slope_slow": tr.slope_slow}
     out |= {"reach_runs": engine.reach_runs, "service_runs": engine.service_runs}
@@ -43,6 +47,7 @@ def save(engine: DetectionEngine, path: Path) -> None:
         "trend_metrics": [engine.cols.metrics[j] for j in engine.cols.trend_cols],
         "services": list(engine.services),
         "tick_s": engine.tick_s,
+        "seasonal_bucket": engine.seasonal.bucket,
         "active": [asdict(a) for a in engine.active],
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -83,6 +88,7 @@ def _check(engine: DetectionEngine, meta: dict[str, Any]) -> None:
 def _apply(engine: DetectionEngine, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
     engine.reset(ids=tuple(meta["ids"]), services=tuple(meta["services"]))
     engine.tick_s = float(meta["tick_s"])
+    engine.seasonal.bucket = int(meta["seasonal_bucket"])
     targets = _arrays(engine)
     for key, arr in targets.items():
         src = arrays[key]
@@ -99,6 +105,11 @@ def _assign(engine: DetectionEngine, arrays: dict[str, Any]) -> None:
     for k in t.arrays:
         t.arrays[k] = arrays[f"temporal.{k}"].copy()
     t.count, t.seeded = arrays["temporal.count"].copy(), arrays["temporal.seeded"].copy()
+    se = engine.seasonal
+    for k in se.arrays:
+        se.arrays[k] = arrays[f"seasonal.{k}"].copy()
+    se.profile, se.visits = arrays["seasonal.profile"].copy(), arrays["seasonal.visits"].copy()
+    se.offset = arrays["seasonal.offset"].copy()
     tr.level, tr.slope = arrays["trend.level"].copy(), arrays["trend.slope"].copy()
     tr.count, tr.resid = arrays["trend.count"].copy(), arrays["trend.resid"].copy()
     tr.slope_slow = arrays["trend.slope_slow"].copy()

@@ -178,15 +178,21 @@ class Reporter:
             ("mean_f", "var_f", cfg.fast_ticks),
         ):
             mean, var = float(a[mean_k][i, j]), float(a[var_k][i, j])
+            value_k = value - e.seasonal.baseline_offset(i, j)
             floor2 = max(p.abs_floor2, float(e.cols.min_var[j]))
             sd = math.sqrt(var + mean * mean * p.rel_floor2 + floor2)
-            z = (value - mean) / sd if sd > 0 else 0.0
+            z = (value_k - mean) / sd if sd > 0 else 0.0
             bad = max(z * float(e.cols.up[j]), -z * float(e.cols.down[j]))
             if best is None or bad > best[0]:
                 best = (bad, z, mean, sd, ticks)
         assert best is not None  # the loop runs twice
         _, z, mean, sd, ticks = best
+        # the baseline of this time of the week, where the seasonal baseline is in use
+        shift = e.seasonal.baseline_offset(i, j)
+        mean += shift
         window = explain.duration(ticks * e.tick_s) if e.tick_s > 0 else f"{ticks}-tick"
+        if shift:
+            window += " time-of-week"
         view = v.peer_view
         site_med = None if view is None else float(view.median[int(self._site_index[i]), j])
         text = explain.temporal(metric, value, z, window, mean, sd, site_med)

@@ -1,0 +1,122 @@
+"""The time-of-week baseline: learned per bucket, used only where it explains the series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from detect_frames import TICK_S, FrameMaker, inventory, normal_values
+
+from cdnops.config.detect import DetectConfig, SeasonalConfig
+from cdnops.detect.engine import DetectionEngine
+from cdnops.detect.seasonal import SeasonalState
+from cdnops.model import CONTRACT_METRICS, Detector
+
+COL = {name: j for j, name in enumerate(CONTRACT_METRICS)}
+LAT = COL["origin_latency_p99_ms"]
+# a short "week" so the tests run in a fraction of a second: 12 buckets of 3 ticks
+SHORT_WEEK = SeasonalConfig(bucket_s=3 * TICK_S, buckets=12)
+PERIOD = 3 * 12  # ticks
+
+
+def square(t: int) -> float:
+    """High in the first half of each period, low in the second."""
+    return 200.0 if (t % PERIOD) < PERIOD // 2 else 80.0
+
+
+def feed(state: SeasonalState, values: list[float], t0: float = 0.0) -> list[float]:
+    out = []
+    for t, v in enumerate(values):
+        x = np.full((1, 1), v, np.float32)
+        out.append(float(state.adjust(x, np.ones((1, 1), np.bool_), t0 + t * TICK_S)[0, 0]))
+    return out
+
+
+def test_a_weekly_pattern_is_taken_out_once_known() -> None:
+    rng = np.random.default_rng(1)
+    state = SeasonalState((1, 1), SHORT_WEEK)
+    values = [square(t) + rng.normal() for t in range(5 * PERIOD)]
+    out = feed(state, values)
+    # the first periods pass unchanged: no bucket has been seen in two weeks yet
+    assert out[: 2 * PERIOD] == [np.float32(v) for v in values[: 2 * PERIOD]]
+    # then both halves are judged around the series' level (140), not at 200 and 80
+    late = np.array(out[4 * PERIOD :])
+    assert np.abs(late - 140.0).max() < 8.0
+
+
+def test_a_series_without_a_pattern_passes_unchanged() -> None:
+    rng = np.random.default_rng(2)
+    state = SeasonalState((1, 1), SHORT_WEEK)
+    values = [50.0 + rng.normal() for _ in range(6 * PERIOD)]
+    out = feed(state, values)
+    assert out == [np.float32(v) for v in values]
+    assert state.arrays["err_seasonal"][0, 0] > 0.5 * state.arrays["err_level"][0, 0]
+
+
+def test_missing_values_are_not_summed_into_a_bucket() -> None:
+    state = SeasonalState((1, 2), SHORT_WEEK)
+    x = np.array([[10.0, np.nan]], np.float32)
+    valid = np.array([[True, False]])
+    for t in range(4):  # one whole bucket, then the first tick of the next
+        state.adjust(x, valid, t * TICK_S)
+    assert state.profile[0, 0, 0] == np.float32(10.0)
+    assert np.isnan(state.profile[0, 0, 1])
+    assert state.visits[0, 0, 1] == 0
+
+
+def run_latency(cfg: DetectConfig, anomaly_at: int, ticks: int) -> list[tuple[int, str, str]]:
+    """One appliance (no peers to compare with) whose latency follows `square` gets the
+    high value in a low half-period at `anomaly_at`. Returns (tick, metric, detector) of
+    the anomalies entered."""
+    maker = FrameMaker(inventory([("sea01", 1)]))
+    engine = DetectionEngine(cfg, maker.metrics)
+    rng = np.random.default_rng(3)
+    entered = []
+    for t in range(ticks):
+        v = normal_values(1, rng)
+        v[:, LAT] = square(t) + rng.normal(size=1)
+        if anomaly_at <= t < anomaly_at + 6:
+            v[0, LAT] = 200.0 + rng.normal()
+        r = engine.update(maker.frame(v))
+        entered += [(t, a.metric, a.detector) for a in r.entered]
+        for a in r.entered:
+            if a.metric == "origin_latency_p99_ms" and cfg.seasonal.enabled:
+                assert "time-of-week baseline" in a.explanation
+    return entered
+
+
+def test_a_value_normal_at_another_time_of_week_is_an_anomaly() -> None:
+    cfg = DetectConfig(seasonal=SHORT_WEEK)
+    at = 6 * PERIOD + 3 * PERIOD // 4  # the middle of a low half
+    entered = run_latency(cfg, at, at + 6)
+    lat = [(t, d) for t, m, d in entered if m == "origin_latency_p99_ms"]
+    assert lat
+    assert lat[0][0] - at <= 3
+    assert lat[0][1] == Detector.TEMPORAL
+    # without the time-of-week baseline, 200 is an everyday value of this series
+    plain = DetectConfig(seasonal=SHORT_WEEK.model_copy(update={"enabled": False}))
+    assert [e for e in run_latency(plain, at, at + 6) if e[1] == "origin_latency_p99_ms"] == []
+
+
+def test_a_repeating_weekly_pattern_raises_nothing() -> None:
+    cfg = DetectConfig(seasonal=SHORT_WEEK)
+    entered = run_latency(cfg, 10**9, 7 * PERIOD)
+    assert [e for e in entered if e[1] == "origin_latency_p99_ms" and e[0] > 3 * PERIOD] == []
+
+
+def test_seasonal_state_is_saved_and_restored(tmp_path: Path) -> None:
+    maker = FrameMaker(inventory([("sea01", 3)]))
+    cfg = DetectConfig(seasonal=SHORT_WEEK)
+    engine = DetectionEngine(cfg, maker.metrics)
+    rng = np.random.default_rng(4)
+    for _ in range(3 * PERIOD):
+        engine.update(maker.frame(normal_values(3, rng)))
+    path = tmp_path / "state.npz"
+    engine.save(path)
+    restored = DetectionEngine.load(path, cfg, maker.metrics)
+    assert np.array_equal(restored.seasonal.profile, engine.seasonal.profile, equal_nan=True)
+    assert np.array_equal(restored.seasonal.visits, engine.seasonal.visits)
+    assert restored.seasonal.bucket == engine.seasonal.bucket
+    frame = maker.frame(normal_values(3, rng))
+    a, b = engine.update(frame), restored.update(frame)
+    assert np.array_equal(a.scores, b.scores, equal_nan=True)
