@@ -147,7 +147,8 @@ class Rig:
     def start(self) -> None:
         """Open the store and build the tracker and the intake (as the daemon does)."""
         self.store = Store(self.path)
-        self.bus = EventBus(CollectorRegistry())
+        self.registry = CollectorRegistry()
+        self.bus = EventBus(self.registry)
         self.bus.subscribe(self.events.append)
         self.tracker = IncidentTracker(self.config, self.store, self.bus, clock=self.clock)
         self.intake = AlertmanagerIntake(self.intake_config, self.tracker, self.store, self.clock)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from intake_helpers import LATENCY, T0, TICK_S, Rig, alert, anomaly, notification
 
+from cdnops.config.incidents import IncidentsConfig
 from cdnops.config.intake import AlertmanagerConfig
 from cdnops.incidents.model import IncidentKind, Scope, Severity, Status
 from cdnops.incidents.silences import Silence
@@ -327,3 +328,28 @@ def test_a_resolve_lost_between_the_two_writes_still_resolves(rig: Rig) -> None:
     rig.restart()
     assert rig.send(edge_down("resolved")).resolved == [inc_id]
     assert rig.open() == []
+
+
+def test_open_alert_incidents_are_counted_by_kind(rig: Rig) -> None:
+    rig.send(edge_down(), alert("OriginSlow", fingerprint="fp-s", site="fra02"))
+    value = rig.registry.get_sample_value(
+        "cdnops_incidents_open", {"site": "fra02", "kind": "alert", "state": "waiting"}
+    )
+    assert value == 1
+    rig.ticks(2)  # past the group wait
+    active = {"site": "fra02", "kind": "alert", "state": "active"}
+    assert rig.registry.get_sample_value("cdnops_incidents_open", active) == 1
+    rig.send(alert("OriginSlow", "resolved", "fp-s", site="fra02"))
+    assert rig.registry.get_sample_value("cdnops_incidents_open", active) == 0
+
+
+async def test_alert_incidents_are_triaged(tmp_path: Path) -> None:
+    config = IncidentsConfig(clean_period_s=60, group_wait_s=20)  # triage on
+    rig = Rig(tmp_path / "s.db", config=config)
+    try:
+        rig.ticks(10)  # history to compare with
+        (inc_id,) = rig.send(edge_down()).opened
+        assert await rig.tracker.wait_triage(10) == 1
+        assert "triaged" in [e.event for e in rig.tracker.timeline(inc_id)]
+    finally:
+        rig.close()
