@@ -124,7 +124,7 @@ class AlertmanagerIntake:
         result = IntakeResult(received=len(note.alerts), truncated=note.truncated)
         if note.truncated:
             log.warning(
-                "alertmanager receiver %r left out %d alerts of group %s (its max_alerts)",
+                "alertmanager receiver %r left out %d alerts of group %r (its max_alerts)",
                 note.receiver, note.truncated, note.group_key,
             )  # fmt: skip
         self._sites = None
@@ -218,7 +218,7 @@ class AlertmanagerIntake:
     def _log(self, note: Notification, result: IntakeResult) -> None:
         if result.opened or result.resolved or result.skipped:
             log.info(
-                "alertmanager notification: receiver=%s alerts=%d opened=%d updated=%d "
+                "alertmanager notification: receiver=%r alerts=%d opened=%d updated=%d "
                 "resolved=%d ignored=%d skipped=%d",
                 note.receiver, result.received, len(result.opened), len(result.updated),
                 len(result.resolved), result.ignored, len(result.skipped),
@@ -229,7 +229,7 @@ class AlertmanagerIntake:
             if skip["fingerprint"] not in self._warned:  # Alertmanager sends it again and again
                 self._warned.add(skip["fingerprint"])
                 log.warning(
-                    "alertmanager alert %s not taken: %s", skip["fingerprint"], skip["reason"]
+                    "alertmanager alert %r not taken: %s", skip["fingerprint"], skip["reason"]
                 )
 
 

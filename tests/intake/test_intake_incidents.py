@@ -155,7 +155,7 @@ def test_an_alert_without_name_is_skipped_and_logged_once(
         result = rig.send(nameless, edge_down())
         assert result.skipped == [{"fingerprint": "fp-x", "reason": "no alertname label"}]
     lines = [r.getMessage() for r in caplog.records if r.name == "cdnops.intake"]
-    assert lines == ["alertmanager alert fp-x not taken: no alertname label"]
+    assert lines == ["alertmanager alert 'fp-x' not taken: no alertname label"]
 
 
 def test_truncated_notifications_are_reported(rig: Rig) -> None:
