@@ -63,3 +63,9 @@ class AlertmanagerConfig(BaseModel):
     max_alerts: int = Field(
         default=1000, ge=1, le=100_000, description="alerts accepted in one request"
     )
+    expire_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="resolve an alert incident none of whose alerts was sent for this long "
+        "(above Alertmanager's repeat_interval); none: only a resolved alert resolves it",
+    )

@@ -524,6 +524,14 @@ class IncidentTracker:
         inc = self._open.get(key) if key.kind is IncidentKind.ALERT else None
         return inc.id if inc is not None else None
 
+    def stale_alerts(self, seen_before_ts: float) -> list[Key]:
+        """Keys of open alert incidents last seen before `seen_before_ts`."""
+        return [
+            k
+            for k, i in self._open.items()
+            if i.kind is IncidentKind.ALERT and i.last_seen_ts < seen_before_ts
+        ]
+
     def open_alert_keys(self) -> dict[str, Key]:
         """Incident id -> key of every open alert incident."""
         return {i.id: k for k, i in self._open.items() if i.kind is IncidentKind.ALERT}

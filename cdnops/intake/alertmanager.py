@@ -22,6 +22,9 @@ log = logging.getLogger("cdnops.intake")
 
 MAX_WARNED = 10_000  # unmappable alerts remembered so each is logged once
 
+# A row of the alerts table to write: fingerprint, incident id, status, body.
+_Row = tuple[str, str, str, dict[str, Any]]
+
 
 _RANK = {"updated": 0, "opened": 1, "resolved": 2}
 
@@ -128,21 +131,54 @@ class AlertmanagerIntake:
                 note.receiver, note.truncated, note.group_key,
             )  # fmt: skip
         self._sites = None
-        rows: list[tuple[Alert, str, str]] = []  # (alert, incident id, status) to store
+        rows: list[_Row] = []  # put_alert's, but the time
         for alert in note.alerts:
             if alert.firing:
                 self._fire(alert, result, rows)
             else:
                 self._resolve(alert, result, rows)
-        self._tracker.commit_alerts()
-        now = self._clock()
-        with self._store.transaction():
-            for alert, incident_id, status in rows:
-                self._store.put_alert(alert.fingerprint, incident_id, status, now, alert.to_json())
+        self._expire(result, rows)
+        self._commit(rows)
         self._log(note, result)
         return result
 
-    def _fire(self, alert: Alert, result: IntakeResult, rows: list[tuple[Alert, str, str]]) -> None:
+    def expire(self) -> list[str]:
+        """Resolve the alert incidents none of whose alerts Alertmanager sent within
+        `expire_after_s` (a resolved notification it could not deliver); returns their ids.
+
+        `ingest` does this too; calling it on a timer covers a quiet Alertmanager.
+        """
+        result = IntakeResult()
+        rows: list[_Row] = []
+        self._expire(result, rows)
+        if result.resolved:
+            self._commit(rows)
+            log.info("alertmanager: %d alert incidents expired", len(result.resolved))
+        return result.resolved
+
+    def _expire(self, result: IntakeResult, rows: list[_Row]) -> None:
+        after_s = self.config.expire_after_s
+        if after_s is None:
+            return
+        for key in self._tracker.stale_alerts(self._clock() - after_s):
+            detail = f"no alert of it sent for {after_s:g}s (api.alertmanager.expire_after_s)"
+            incident_id = self._tracker.resolve_alert(key, detail)
+            if incident_id is None:
+                continue
+            result.note("resolved", incident_id)
+            for fingerprint in list(self._members.get(key, ())):
+                self._unbind(fingerprint)
+                rows.append((fingerprint, incident_id, "resolved", {"expired": True}))
+
+    def _commit(self, rows: list[_Row]) -> None:
+        """Write the incidents, then the alerts (a restart finds both)."""
+        self._tracker.commit_alerts()
+        now = self._clock()
+        with self._store.transaction():
+            for fingerprint, incident_id, status, body in rows:
+                self._store.put_alert(fingerprint, incident_id, status, now, body)
+
+    def _fire(self, alert: Alert, result: IntakeResult, rows: list[_Row]) -> None:
         known = self._firing.get(alert.fingerprint)
         if known is not None and (seen := self._tracker.alert_seen(known)) is not None:
             result.note("updated", seen)
@@ -165,11 +201,9 @@ class AlertmanagerIntake:
         )
         result.note("opened" if new else "updated", incident_id)
         self._bind(alert.fingerprint, target.key)
-        rows.append((alert, incident_id, "firing"))
+        rows.append((alert.fingerprint, incident_id, "firing", alert.to_json()))
 
-    def _resolve(
-        self, alert: Alert, result: IntakeResult, rows: list[tuple[Alert, str, str]]
-    ) -> None:
+    def _resolve(self, alert: Alert, result: IntakeResult, rows: list[_Row]) -> None:
         key = self._unbind(alert.fingerprint) or self._orphan(alert)
         if key is None:
             result.ignored += 1  # never taken, or resolved already
@@ -181,7 +215,7 @@ class AlertmanagerIntake:
             result.ignored += 1  # its incident is no longer open
             return
         result.note("updated" if still else "resolved", incident_id)
-        rows.append((alert, incident_id, "resolved"))
+        rows.append((alert.fingerprint, incident_id, "resolved", alert.to_json()))
 
     def _orphan(self, alert: Alert) -> Key | None:
         """The key of a resolved alert the alerts table does not hold (the daemon stopped

@@ -353,3 +353,59 @@ async def test_alert_incidents_are_triaged(tmp_path: Path) -> None:
         assert "triaged" in [e.event for e in rig.tracker.timeline(inc_id)]
     finally:
         rig.close()
+
+
+# --- expiry ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def expiring(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path / "e.db", intake_config=AlertmanagerConfig(expire_after_s=3600))
+    yield r
+    r.close()
+
+
+def test_without_expiry_an_alert_never_sent_again_stays_open(rig: Rig) -> None:
+    rig.send(edge_down())
+    rig.clock.now += 30 * 86400
+    assert rig.intake.expire() == []
+    assert len(rig.alert_incidents()) == 1
+
+
+def test_an_alert_not_repeated_within_expire_after_s_resolves(expiring: Rig) -> None:
+    rig = expiring
+    (inc_id,) = rig.send(edge_down(), edge_down(fp="fp-2", device="eth1")).opened
+    rig.clock.now += 3000
+    rig.send(edge_down())  # repeated: seen again
+    rig.clock.now += 3000
+    assert rig.intake.expire() == []  # 3000 s since the repeat
+    rig.clock.now += 601
+    assert rig.intake.expire() == [inc_id]
+    assert rig.open() == []
+    assert rig.tracker.timeline(inc_id)[-1].detail == (
+        "no alert of it sent for 3600s (api.alertmanager.expire_after_s)"
+    )
+    assert {r.fingerprint: r.status for r in rig.store.alerts()} == {
+        "fp-1": "resolved", "fp-2": "resolved"
+    }  # fmt: skip
+    assert rig.intake.expire() == []
+    # firing again within the hold-down reopens it, as after any resolve
+    rig.clock.now += 100
+    assert rig.send(edge_down()).opened == [inc_id]
+    (inc,) = rig.open()
+    assert inc.flaps == 1
+
+
+def test_a_notification_expires_other_stale_alert_incidents(expiring: Rig) -> None:
+    (old,) = expiring.send(edge_down()).opened
+    expiring.clock.now += 4000
+    result = expiring.send(alert("OriginSlow", fingerprint="fp-s", site="fra02"))
+    assert (result.resolved, len(result.opened)) == ([old], 1)
+    assert [i.family for i in expiring.open()] == ["OriginSlow"]
+
+
+def test_expiry_survives_a_restart(expiring: Rig) -> None:
+    (inc_id,) = expiring.send(edge_down()).opened
+    expiring.restart()
+    expiring.clock.now += 3601
+    assert expiring.intake.expire() == [inc_id]
