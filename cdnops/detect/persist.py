@@ -109,7 +109,7 @@ def _assign(engine: DetectionEngine, arrays: dict[str, Any]) -> None:
     for k in se.arrays:
         se.arrays[k] = arrays[f"seasonal.{k}"].copy()
     se.profile, se.visits = arrays["seasonal.profile"].copy(), arrays["seasonal.visits"].copy()
-    se.offset = arrays["seasonal.offset"].copy()
+    se.set_offset_array(arrays["seasonal.offset"].copy())
     tr.level, tr.slope = arrays["trend.level"].copy(), arrays["trend.slope"].copy()
     tr.count, tr.resid = arrays["trend.count"].copy(), arrays["trend.resid"].copy()
     tr.slope_slow = arrays["trend.slope_slow"].copy()

@@ -31,7 +31,8 @@ class SeasonalState:
     `strength` times the error of the plain level). Elsewhere the offset is 0 and the
     value passes unchanged.
 
-    Per tick this costs three passes; the fold, once per bucket, a few more.
+    Per tick this costs two passes over the values (three once some series has a pattern);
+    the fold, once per bucket, a few more.
     """
 
     def __init__(self, shape: tuple[int, int], cfg: SeasonalConfig) -> None:
@@ -42,6 +43,7 @@ class SeasonalState:
         self.arrays: dict[str, F32] = {k: np.zeros(shape, STATE_DTYPE) for k in SEASONAL_FIELDS}
         self.offset = np.zeros(shape, STATE_DTYPE)
         self.bucket = -1  # the bucket of the visit being summed, -1 before the first tick
+        self._shifted = False  # whether any offset is not 0
         self._out = np.empty(shape, STATE_DTYPE)
 
     def bucket_of(self, ts: float) -> int:
@@ -59,9 +61,16 @@ class SeasonalState:
                 self._fold(self.bucket)
             self.bucket = b
             self._set_offset(b)
-        a = self.arrays
-        np.add(a["acc"], x, out=a["acc"], where=valid)
-        a["acc_n"] += valid
+        # every cell is summed and the few without a value put back: cheaper than masking
+        acc, acc_n = self.arrays["acc"], self.arrays["acc_n"]
+        bad = np.flatnonzero(~valid)
+        saved = acc.reshape(-1)[bad]
+        acc += x
+        acc.reshape(-1)[bad] = saved
+        acc_n += np.float32(1.0)
+        acc_n.reshape(-1)[bad] -= np.float32(1.0)
+        if not self._shifted:  # no series has a known pattern (yet): nothing to take out
+            return x
         return np.subtract(x, self.offset, out=self._out)
 
     def _fold(self, b: int) -> None:
@@ -105,6 +114,12 @@ class SeasonalState:
         use &= a["err_seasonal"] < np.float32(cfg.strength) * a["err_level"]
         np.subtract(self.profile[b], a["level"], out=self.offset)
         np.copyto(self.offset, np.float32(0.0), where=~use)
+        self._shifted = bool(use.any())
+
+    def set_offset_array(self, offset: F32) -> None:
+        """Restore the current bucket's offsets (from saved state)."""
+        self.offset = offset
+        self._shifted = bool(offset.any())
 
     def baseline_offset(self, i: int, j: int) -> float:
         """The offset applied to cell (i, j) in the current bucket (0 where none)."""
@@ -117,6 +132,7 @@ class SeasonalState:
         for k, arr in self.arrays.items():
             self.arrays[k] = _take(arr, rows, keep, 0.0, axis=0)
         self.offset = _take(self.offset, rows, keep, 0.0, axis=0)
+        self._shifted = bool(self.offset.any())
         self._out = np.empty(self.offset.shape, STATE_DTYPE)
 
 
