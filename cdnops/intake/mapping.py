@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -21,6 +22,14 @@ class Target:
     labels: dict[str, str]
     started_ts: float | None
     summary: str
+
+
+# The inventory's rule for appliance ids and sites: only such a value can name one, and
+# it is safe in logs, topics and URLs.
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_NAME_RULE = "1 to 64 characters from A-Z a-z 0-9 _ . -"
+MAX_ALERT_NAME = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Skip(ValueError):
@@ -54,10 +63,19 @@ def target_of(
     name = labels.get(config.name_label, "").strip()
     if not name:
         raise Skip(f"no {config.name_label} label")
+    if len(name) > MAX_ALERT_NAME or _CONTROL.search(name):
+        raise Skip(
+            f"{config.name_label} {name[:MAX_ALERT_NAME]!r} is longer than {MAX_ALERT_NAME} "
+            "characters or holds control characters"
+        )
     appliance = _first(labels, config.appliance_labels)
     site = _first(labels, config.site_labels)
+    if site and not _NAME.fullmatch(site):
+        raise Skip(f"site {site[:64]!r} is not a site name ({_NAME_RULE})")
     if appliance:
         appliance = host_of(appliance)
+        if not _NAME.fullmatch(appliance):
+            raise Skip(f"appliance {appliance[:64]!r} is not an appliance id ({_NAME_RULE})")
         scope, subject = Scope.APPLIANCE, appliance
         site = site or site_of(appliance) or ""
     elif site:

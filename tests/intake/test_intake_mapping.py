@@ -13,6 +13,7 @@ from cdnops.intake.webhook import Alert, parse_notification
 
 SITES = {"sea01-a01": "sea01"}
 DEFAULT = AlertmanagerConfig()
+RULE = "1 to 64 characters from A-Z a-z 0-9 _ . -"  # the inventory's
 
 
 def one(name: str = "EdgeDown", **labels: str) -> Alert:
@@ -141,3 +142,34 @@ def test_config_rejects_names_that_are_not_label_names() -> None:
         AlertmanagerConfig(severities={"p1": "urgent"})  # type: ignore[dict-item]
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         AlertmanagerConfig.model_validate({"appliance_label": "host"})
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [
+        (
+            {"appliance": "sea01/a01"},
+            f"appliance 'sea01/a01' is not an appliance id ({RULE})",
+        ),
+        (
+            {"instance": "[2001:db8::1]:9100"},
+            f"appliance '2001:db8::1' is not an appliance id ({RULE})",
+        ),
+        (
+            {"site": "sea 01"},
+            f"site 'sea 01' is not a site name ({RULE})",
+        ),
+    ],
+)
+def test_values_that_cannot_name_an_appliance_or_site_are_skipped(
+    labels: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(Skip) as exc:
+        target(one(**labels))
+    assert str(exc.value) == reason
+
+
+def test_alert_names_with_control_characters_are_skipped() -> None:
+    with pytest.raises(Skip, match="holds control characters"):
+        target(one("Edge\nDown"))
+    assert target(one("High memory usage")).key.family == "High memory usage"
