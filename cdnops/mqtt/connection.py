@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -51,6 +52,8 @@ class Connection:
             keepalive=c.keepalive_s,
             timeout=c.publish_timeout_s,
             tls_context=self.tls,
+            # small messages sent as they come: no waiting to coalesce them
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             logger=logging.getLogger("cdnops.mqtt.client"),
         )
 
