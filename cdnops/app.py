@@ -35,6 +35,7 @@ from cdnops.detect.engine import DetectionEngine
 from cdnops.errors import ConfigError, StoreError
 from cdnops.incidents.events import EventBus
 from cdnops.incidents.tracker import IncidentTracker
+from cdnops.intake.alertmanager import AlertmanagerIntake
 from cdnops.logfmt import setup_logging
 from cdnops.model import DetectionResult, FleetFrame, Inventory
 from cdnops.poll.poller import Poller, PollerOptions
@@ -68,16 +69,15 @@ def load_all(config_path: Path) -> Loaded:
     inventory = load_inventory(settings.inventory, settings.poll.health_format)
     token = settings.appliance_token.resolve()
     playbooks = load_playbook_set(settings)
-    return Loaded(settings, inventory, token, playbooks, write_token(settings, config_path))
+    return Loaded(settings, inventory, token, playbooks, write_token(settings))
 
 
-def write_token(settings: Settings, config_path: Path) -> Secret | None:
+def write_token(settings: Settings) -> Secret | None:
     """The API's write token, read now so that a missing one fails at start (or reload)."""
     source = settings.api.write_token
     if source is None or not settings.api.enabled:
         return None
-    # names the key in resolve()'s errors (the line is not known here)
-    return source.located(str(config_path), 0, 0, "api.write_token").resolve()
+    return source.resolve()  # located at load: its errors name the file, line and key
 
 
 def load_playbook_set(settings: Settings) -> PlaybookSet:
@@ -127,6 +127,7 @@ class Daemon:
         self._tracker: IncidentTracker | None = None
         self._remediator: Remediator | None = None
         self._control: Control | None = None
+        self._intake: AlertmanagerIntake | None = None
         self.auth = WriteAuth(loaded.write_token)
         self._ticked = asyncio.Condition()
         self.ticks = 0
@@ -267,6 +268,8 @@ class Daemon:
             return
         try:
             self._tracker.update(frame, result)
+            if self._intake is not None:
+                self._intake.expire()  # alert incidents Alertmanager stopped repeating
         except Exception:
             log.exception("incident tracking failed on tick %d; skipping it", frame.seq)
 
@@ -281,14 +284,17 @@ class Daemon:
 
     def _make_control(self, store: Store, tracker: IncidentTracker) -> Control:
         """The operations behind /api/v1, with the run-time silences put back."""
+        api = self.loaded.settings.api
+        # Built even when the intake is disabled: it files the alert incidents the store holds.
+        self._intake = AlertmanagerIntake(api.alertmanager, tracker, store)
         control = Control(
             tracker,
             store,
             latest=self._latest,
             load_playbooks=lambda: load_playbook_set(self.loaded.settings),
+            intake=self._intake if api.enabled and api.alertmanager.enabled else None,
         )
         control.restore_silences()
-        api = self.loaded.settings.api
         if api.enabled and self.loaded.write_token is None:
             log.warning("api: no api.write_token configured, so every write to /api/v1 is refused")
         return control
@@ -357,7 +363,10 @@ class Daemon:
             self._tracker.reload(new.settings.incidents)
         if self._remediator is not None:
             self._remediator.replace_playbooks(new.playbooks)
-        kept = old.settings.model_copy(update={"incidents": new.settings.incidents})
+        if self._intake is not None:
+            self._intake.reload(new.settings.api.alertmanager)
+        api = old.settings.api.model_copy(update={"alertmanager": new.settings.api.alertmanager})
+        kept = old.settings.model_copy(update={"incidents": new.settings.incidents, "api": api})
         self.auth.set_token(new.write_token)
         self.loaded = Loaded(kept, new.inventory, new.token, new.playbooks, new.write_token)
         setup_logging(new.settings.logging.level, new.settings.logging.format)

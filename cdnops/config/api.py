@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cdnops.config.intake import AlertmanagerConfig
 from cdnops.config.secrets import SecretSource
 
 
@@ -18,3 +19,4 @@ class ApiConfig(BaseModel):
     write_token: SecretSource | None = Field(
         default=None, description="{env: NAME} or {file: PATH}; never the token itself"
     )
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()

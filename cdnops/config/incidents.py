@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 # The incident kinds a silence may name (see `cdnops.incidents.model.IncidentKind`).
-KINDS = ("metric", "unreachable", "service_failed")
+KINDS = ("metric", "unreachable", "service_failed", "alert")
 
 
 class SilenceConfig(BaseModel):

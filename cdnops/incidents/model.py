@@ -72,7 +72,7 @@ class Key(NamedTuple):
 def slot(key: Key) -> Key:
     """Where an open incident is filed: an appliance has one incident for all its anomalies
     (its key names the trigger's kind and family), a site or fleet one per kind and family."""
-    if key.scope is Scope.APPLIANCE:
+    if key.scope is Scope.APPLIANCE and key.kind is not IncidentKind.ALERT:
         return appliance_slot(key.subject)
     return key
 

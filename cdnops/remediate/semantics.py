@@ -10,7 +10,7 @@ from cdnops.config.yamlload import Loc
 from cdnops.remediate.schedule import parse_cron
 from cdnops.remediate.schema import Playbook, Trigger
 
-ALL_KINDS = ("metric", "unreachable", "service_failed")
+ALL_KINDS = ("metric", "unreachable", "service_failed", "alert")
 _DETECTOR_KIND = {"reachability": "unreachable", "service": "service_failed"}
 _WILDCARDS = set("*?[")
 _INCIDENT_ONLY = ("kind", "metric", "detector", "severity")
@@ -27,6 +27,8 @@ def trigger_issues(pb: Playbook, metrics: Collection[str]) -> list[tuple[Loc, st
             continue
         if pattern.startswith("service:") or pattern in metrics:
             continue
+        if t.kind is not None and "alert" in t.kind:
+            continue  # an alert's name: Alertmanager's to choose, not a metric cdnops polls
         close = difflib.get_close_matches(pattern, list(metrics), n=1)
         hint = f'; did you mean "{close[0]}"?' if close else ""
         out.append((("trigger", "metric", i), f'unknown metric "{pattern}"{hint}'))
@@ -70,11 +72,13 @@ def possible_kinds(t: Trigger) -> set[str]:
         kinds &= {_DETECTOR_KIND.get(d, "metric") for d in t.detector}
     if t.severity is not None and "critical" not in t.severity:
         # site and fleet incidents, lost appliances and failed services are always critical
-        kinds &= {"metric"} if "appliance" in t.scope else set()
+        kinds &= {"metric", "alert"} if "appliance" in t.scope else {"alert"}
     return kinds
 
 
 def _metric_may_be(pattern: str, kind: str) -> bool:
+    if kind == "alert":
+        return True  # alert names are free-form
     if kind == "unreachable":
         return fnmatchcase("reachability", pattern)
     if kind == "service_failed":

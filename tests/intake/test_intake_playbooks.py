@@ -31,11 +31,6 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the playbook checks (cdnops/remediate/semantics.py) do not know alert names "
-    'yet: "unknown metric EdgeDown"; remove this mark once they do',
-)
 def test_the_documented_alert_playbook_loads_and_matches(rig: Rig, tmp_path: Path) -> None:
     (tmp_path / "edge.yaml").write_text(PLAYBOOK, encoding="utf-8")
     playbooks = load_playbooks([tmp_path / "edge.yaml"])
