@@ -185,4 +185,9 @@ def settings_from_document(doc: YamlDocument, base_dir: Path) -> Settings:
     key = "env" if token.env is not None else "file"
     where = doc.issue(("appliance_token", key), "")
     token.located(doc.file, where.line, where.col, "appliance_token")
+    write = settings.api.write_token
+    if write is not None:
+        key = "env" if write.env is not None else "file"
+        where = doc.issue(("api", "write_token", key), "")
+        write.located(doc.file, where.line, where.col, "api.write_token")
     return settings

@@ -40,6 +40,7 @@ def to_row(inc: Incident) -> IncidentRow:
         "flaps": inc.flaps,
         "parent": inc.parent,
         "silenced_by": inc.silenced_by,
+        "acknowledged_by": inc.acknowledged_by,
         "announced": inc.announced,
         "members": list(inc.members),
         "labels": dict(inc.labels),
@@ -82,6 +83,7 @@ def from_row(row: IncidentRow) -> Incident:
             flaps=int(b["flaps"]),
             parent=b["parent"],
             silenced_by=b["silenced_by"],
+            acknowledged_by=b.get("acknowledged_by"),  # absent in rows from before acks
             announced=bool(b["announced"]),
             members=tuple(str(m) for m in b["members"]),
             labels={str(k): str(v) for k, v in b["labels"].items()},

@@ -153,5 +153,5 @@ def test_an_unset_write_token_variable_fails_at_start(
     with pytest.raises(ConfigError) as exc:
         load_all(path)
     assert str(exc.value) == (
-        f"{path}: api.write_token.env: environment variable CDNOPS_API_T_WRITE is not set"
+        f"{path}:3:10: api.write_token.env: environment variable CDNOPS_API_T_WRITE is not set"
     )
