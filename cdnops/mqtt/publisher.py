@@ -124,6 +124,9 @@ class Publisher:
                 self._down(f"{exc}")
             except StoreError as exc:
                 self._down(f"outbox: {exc}")
+            except Exception as exc:  # a bug here must not end publishing for good
+                log.exception("mqtt session failed")
+                self._down(f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
                 self.metrics.connected.set(0)
