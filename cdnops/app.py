@@ -38,6 +38,12 @@ from cdnops.incidents.tracker import IncidentTracker
 from cdnops.intake.alertmanager import AlertmanagerIntake
 from cdnops.logfmt import setup_logging
 from cdnops.model import DetectionResult, FleetFrame, Inventory
+from cdnops.mqtt.commands import CommandHandler
+from cdnops.mqtt.connection import Connection
+from cdnops.mqtt.metrics import MqttMetrics
+from cdnops.mqtt.outbox import DEFAULT_MAX_EVENTS, Outbox
+from cdnops.mqtt.publisher import Publisher
+from cdnops.mqtt.topics import Topics
 from cdnops.poll.poller import Poller, PollerOptions
 from cdnops.remediate.audit import RemediationBus
 from cdnops.remediate.engine import Remediator
@@ -60,6 +66,7 @@ class Loaded:
     token: Secret
     playbooks: PlaybookSet = field(default_factory=PlaybookSet)
     write_token: Secret | None = None  # the API's (None: API writes are refused)
+    mqtt: Connection | None = None  # None: no broker, events stay in the outbox
 
 
 def load_all(config_path: Path) -> Loaded:
@@ -69,7 +76,8 @@ def load_all(config_path: Path) -> Loaded:
     inventory = load_inventory(settings.inventory, settings.poll.health_format)
     token = settings.appliance_token.resolve()
     playbooks = load_playbook_set(settings)
-    return Loaded(settings, inventory, token, playbooks, write_token(settings))
+    mqtt = Connection.from_config(settings.mqtt, settings.instance) if settings.mqtt else None
+    return Loaded(settings, inventory, token, playbooks, write_token(settings), mqtt)
 
 
 def write_token(settings: Settings) -> Secret | None:
@@ -104,7 +112,8 @@ def poller_options(settings: Settings) -> PollerOptions:
 
 # Settings that a SIGHUP cannot change on a running daemon (the rest is swapped live).
 RESTART_ONLY = (
-    "instance", "state_dir", "poll", "http", "detect", "shutdown_grace_s", "remediation"
+    "instance", "state_dir", "poll", "http", "detect", "shutdown_grace_s", "remediation",
+    "mqtt",
 )  # fmt: skip
 # Playbooks themselves are swapped live (a bad set is rejected, the last good one kept).
 # `incidents` is swapped live, except its triage pool and history size (see docs/incidents.md).
@@ -182,11 +191,18 @@ class Daemon:
         async with AsyncExitStack() as stack:
             # the store's connection belongs to the loop's thread; opening it is quick
             store = stack.enter_context(self._open_store())
+            incident_bus, remediation_bus = EventBus(self.registry), RemediationBus(self.registry)
+            # closed last, after the remediator and the publisher: keeps their last words
+            outbox = self._outbox(store)
+            outbox.attach(incident_bus, remediation_bus)
+            stack.callback(outbox.close)
             self._tracker = stack.enter_context(
-                IncidentTracker(settings.incidents, store, EventBus(self.registry))
+                IncidentTracker(settings.incidents, store, incident_bus)
             )
             control = self._control = self._make_control(store, self._tracker)
-            self._remediator = await self._enter_remediator(stack, store, control)
+            # entered before the remediator so it stops after it: the last events go out
+            await self._enter_publisher(stack, outbox, control)
+            self._remediator = await self._enter_remediator(stack, store, control, remediation_bus)
             control.remediator = self._remediator
             http = await stack.enter_async_context(
                 HttpServer(
@@ -299,8 +315,38 @@ class Daemon:
             log.warning("api: no api.write_token configured, so every write to /api/v1 is refused")
         return control
 
+    def _outbox(self, store: Store) -> Outbox:
+        settings = self.loaded.settings
+        mqtt = settings.mqtt
+        return Outbox(
+            store,
+            Topics(mqtt.prefix(settings.instance) if mqtt else f"cdnops/{settings.instance}"),
+            settings.instance,
+            max_events=mqtt.outbox_max_events if mqtt else DEFAULT_MAX_EVENTS,
+            # exported only with a broker: without one a full outbox is the expected state
+            metrics=MqttMetrics(self.registry if mqtt else None),
+        )
+
+    async def _enter_publisher(
+        self, stack: AsyncExitStack, outbox: Outbox, control: Control
+    ) -> None:
+        connection, mqtt = self.loaded.mqtt, self.loaded.settings.mqtt
+        if connection is None or mqtt is None:
+            log.info("mqtt: no broker configured; events are kept in the store's outbox")
+            return
+        handler = CommandHandler(control, outbox.topics) if mqtt.commands_enabled else None
+        await stack.enter_async_context(
+            Publisher(connection, outbox, metrics=outbox.metrics, on_message=handler)
+        )
+        log.info(
+            "mqtt: publishing to %s under %s/ (commands %s)",
+            connection.describe(),
+            outbox.topics.prefix,
+            "on" if handler else "off",
+        )
+
     async def _enter_remediator(
-        self, stack: AsyncExitStack, store: Store, control: Control
+        self, stack: AsyncExitStack, store: Store, control: Control, bus: RemediationBus
     ) -> Remediator | None:
         config = self.loaded.settings.remediation
         if not config.enabled:
@@ -309,7 +355,7 @@ class Daemon:
             config,
             self.loaded.playbooks,
             store,
-            RemediationBus(self.registry),
+            bus,
             token=self.loaded.token,
             silence=control.add_silence,  # stored, so the silence outlives a restart
             silences=control.tracker.silences,
@@ -368,7 +414,9 @@ class Daemon:
         api = old.settings.api.model_copy(update={"alertmanager": new.settings.api.alertmanager})
         kept = old.settings.model_copy(update={"incidents": new.settings.incidents, "api": api})
         self.auth.set_token(new.write_token)
-        self.loaded = Loaded(kept, new.inventory, new.token, new.playbooks, new.write_token)
+        self.loaded = Loaded(
+            kept, new.inventory, new.token, new.playbooks, new.write_token, old.mqtt
+        )
         setup_logging(new.settings.logging.level, new.settings.logging.format)
         self.metrics.config_reloaded(ok=True)
         log.info(

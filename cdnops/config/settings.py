@@ -190,4 +190,9 @@ def settings_from_document(doc: YamlDocument, base_dir: Path) -> Settings:
         key = "env" if write.env is not None else "file"
         where = doc.issue(("api", "write_token", key), "")
         write.located(doc.file, where.line, where.col, "api.write_token")
+    mqtt = settings.mqtt
+    if mqtt is not None and mqtt.password is not None:
+        key = "env" if mqtt.password.env is not None else "file"
+        where = doc.issue(("mqtt", "password", key), "")
+        mqtt.password.located(doc.file, where.line, where.col, "mqtt.password")
     return settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,11 @@ import pytest
 import yaml
 from mqtt_broker import Broker, Collector, body
 
-from cdnops.app import Daemon, Loaded, load_all
+from cdnops.app import Daemon, load_all
 from cdnops.sim.server import SimServer, SimSpec
 
 TOKEN = "mqtt-e2e-token"
 PREFIX = "cdnops/e2e"
-
-pytestmark = pytest.mark.skipif(
-    "mqtt" not in {f.name for f in fields(Loaded)},
-    reason="cdnops/app.py does not wire the MQTT outbox and publisher yet",
-)
 
 
 @pytest.fixture
