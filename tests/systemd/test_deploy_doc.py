@@ -17,7 +17,7 @@ def _blocks(lang: str) -> list[str]:
 
 
 def test_documented_config_is_accepted(tmp_path: Path) -> None:
-    (config_text,) = _blocks("yaml")
+    config_text = _blocks("yaml")[0]
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text((ROOT / "inventory.example.yaml").read_text())
     config = tmp_path / "cdnops.yaml"
@@ -43,8 +43,22 @@ def test_doc_paths_match_the_unit() -> None:
         assert path in doc, path
 
 
-def test_drop_in_example_is_a_service_section() -> None:
-    (drop_in,) = _blocks("ini")
-    lines = [line for line in drop_in.splitlines() if line and not line.startswith("#")]
+def test_drop_in_examples_are_service_sections() -> None:
+    network, credential = _blocks("ini")
+    lines = [line for line in network.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "[Service]"
     assert all(line.startswith("IPAddressAllow=") for line in lines[1:])
+    assert credential.splitlines() == [
+        "[Service]",
+        "LoadCredential=api-token:/etc/cdnops/credentials/api-token",
+    ]
+
+
+def test_documented_api_token_is_where_the_credential_lands(tmp_path: Path) -> None:
+    base = _blocks("yaml")[0].replace("/etc/cdnops/inventory.yaml", str(tmp_path / "inv.yaml"))
+    (tmp_path / "inv.yaml").write_text((ROOT / "inventory.example.yaml").read_text())
+    config = tmp_path / "cdnops.yaml"
+    config.write_text(base + _blocks("yaml")[1])
+    write_token = load_settings(config).api.write_token
+    assert write_token is not None
+    assert write_token.file == Path("/run/credentials/cdnops.service/api-token")
