@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+from cdnops.commands import SilenceRequest, parse
 from cdnops.config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,3 +64,10 @@ def test_documented_api_token_is_where_the_credential_lands(tmp_path: Path) -> N
     write_token = load_settings(config).api.write_token
     assert write_token is not None
     assert write_token.file == Path("/run/credentials/cdnops.service/api-token")
+
+
+def test_documented_silence_request_is_valid() -> None:
+    (body,) = re.findall(r"-d '(\{.*?\})'", DOC.read_text())
+    request = parse(SilenceRequest, json.loads(body))
+    assert request.site == "sea01"
+    assert request.by == "ana"
