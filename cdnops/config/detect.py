@@ -80,17 +80,17 @@ class TemporalConfig(_Frozen):
     long_ticks: PositiveTicks = 2000  # long-run distribution of the raw score
     threshold: float = Field(default=0.5, gt=0, le=1)  # score at which the detector fires
     min_z: float = Field(default=4.0, ge=0)  # and only if the value is this many sigmas off
-    refractory_ticks: int = Field(default=300, ge=0, le=100_000)  # damp re-alarms after a firing
+    refractory_ticks: int = Field(default=250, ge=0, le=100_000)  # damp re-alarms after a firing
 
 
 class SeasonalConfig(_Frozen):
-    """A time-of-week baseline: `buckets` buckets of `bucket_s` seconds (336 x 30 min is one
+    """A time-of-week baseline: `buckets` buckets of `bucket_s` seconds (168 x 1 h is one
     week), each the mean of its past visits; the temporal detector then judges the value
     less its usual departure at this time, where that pattern explains the series."""
 
     enabled: bool = True
-    bucket_s: float = Field(default=1800.0, ge=1.0, le=86_400.0)
-    buckets: int = Field(default=336, ge=2, le=1008)  # at most 4 KiB of state per series
+    bucket_s: float = Field(default=3600.0, ge=1.0, le=86_400.0)
+    buckets: int = Field(default=168, ge=2, le=1008)  # at most 4 KiB of state per series
     rate: float = Field(default=0.2, gt=0, le=1)  # weight of a new visit in its bucket's mean
     min_visits: int = Field(default=2, ge=1, le=255)  # visits before a bucket is trusted
     # buckets must explain the series: their error below this fraction of the plain level's

@@ -19,7 +19,7 @@ SEASONAL_FIELDS = ("acc", "acc_n", "level", "level_n", "err_seasonal", "err_leve
 
 
 class SeasonalState:
-    """Per series: the mean of each bucket of the week (e.g. 336 of 30 minutes), learned from
+    """Per series: the mean of each bucket of the week (by default 168 of an hour), learned from
     the average of each visit of the bucket, so a bucket weighs one value per week whatever
     the tick interval.
 
