@@ -55,6 +55,7 @@ log = logging.getLogger("cdnops.app")
 
 DETECT_STATE_FILE = "detect-state.npz"
 STORE_FILE = "cdnops.db"
+PRUNE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,7 @@ class Daemon:
                     self._detect_loop(poller, engine, http), name="cdnops.detect"
                 )
                 reload_task = tg.create_task(self._reload_loop(poller), name="cdnops.reload")
+                prune_task = tg.create_task(self._prune_loop(store), name="cdnops.prune")
                 if (watchdog_s := watchdog_interval_s()) is not None:
                     watchdog_task = tg.create_task(
                         watchdog_loop(self.notifier, watchdog_s), name="cdnops.watchdog"
@@ -247,6 +249,7 @@ class Daemon:
                     poller.stop(settings.shutdown_grace_s), self._stop_remediation()
                 )
                 reload_task.cancel()
+                prune_task.cancel()
                 if watchdog_s is not None:
                     watchdog_task.cancel()
                 detect_task.cancel()
@@ -375,6 +378,24 @@ class Daemon:
     async def _stop_remediation(self) -> None:
         if self._remediator is not None:
             await self._remediator.shutdown(self.loaded.settings.shutdown_grace_s)
+
+    async def _prune_loop(self, store: Store) -> None:
+        """Every PRUNE_EVERY_S, forget what ended more than `retention_days` ago.
+
+        Run on the loop's thread (the store's connection lives there); an hour's worth of
+        ended incidents and executions is a small delete.
+        """
+        while True:
+            days = self.loaded.settings.retention_days
+            try:
+                removed = store.prune(time.time() - days * 86400.0)
+            except StoreError as exc:
+                log.error("could not prune the store: %s", exc)
+            else:
+                if any(removed.values()):
+                    counts = ", ".join(f"{n} {what}" for what, n in removed.items() if n)
+                    log.info("pruned what ended over %g days ago: %s", days, counts)
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     async def _reload_loop(self, poller: Poller) -> None:
         while True:

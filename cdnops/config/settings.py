@@ -119,6 +119,7 @@ class Settings(_Model):
     state_dir: Path = Field(default=Path("state"), validate_default=True)
     appliance_token: SecretSource
     shutdown_grace_s: Seconds = 10.0
+    retention_days: float = Field(default=90.0, gt=0, le=3650, strict=True)
     poll: PollSettings = Field(default_factory=PollSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -483,6 +483,28 @@ class Store:
             for r in self._rows(query + " ORDER BY updated_ts, fingerprint", params)
         ]
 
+    def prune(self, before_ts: float) -> dict[str, int]:
+        """Forget what ended before `before_ts`: resolved incidents with their timelines,
+        resolved alerts, finished executions with their audit. Open incidents, running
+        executions, cooldowns and breakers are never pruned. Returns the rows removed."""
+        steps = {
+            "timeline": "DELETE FROM incident_timeline WHERE incident_id IN (SELECT id FROM "
+            "incidents WHERE status = 'resolved' AND resolved_ts < ?)",
+            "incidents": "DELETE FROM incidents WHERE status = 'resolved' AND resolved_ts < ?",
+            "alerts": "DELETE FROM alerts WHERE status = 'resolved' AND updated_ts < ?",
+            "audit": "DELETE FROM remediation_audit WHERE execution_id IN (SELECT id FROM "
+            "executions WHERE ended_ts IS NOT NULL AND ended_ts < ?)",
+            "executions": "DELETE FROM executions WHERE ended_ts IS NOT NULL AND ended_ts < ?",
+        }
+        removed = {}
+        try:
+            with self.transaction():
+                for name, query in steps.items():
+                    removed[name] = self._db.execute(query, (before_ts,)).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot prune: {exc}") from exc
+        return removed
+
     # Small values that must survive a restart (e.g. the MQTT sequence), as JSON.
 
     def get_meta(self, key: str) -> Any:

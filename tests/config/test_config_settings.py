@@ -105,7 +105,10 @@ def test_wrong_type(tmp_path: Path) -> None:
 def test_several_errors_are_all_reported_in_file_order() -> None:
     path = FIXTURES / "several_errors.yaml"
     valid_poll = "interval_s, timeout_s, connect_timeout_s, concurrency, max_body_bytes, metrics"
-    valid_top = "instance, inventory, state_dir, appliance_token, shutdown_grace_s, poll, http"
+    valid_top = (
+        "instance, inventory, state_dir, appliance_token, shutdown_grace_s, retention_days, "
+        "poll, http"
+    )
     assert _messages(path) == [
         f"{path}:5:19: shutdown_grace_s: must be a number > 0, got -1",
         f'{path}:7:15: poll.interval_s: must be a number > 0, got "5m"',

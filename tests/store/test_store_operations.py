@@ -6,7 +6,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from cdnops.store.db import MIGRATIONS, Store
+from cdnops.store.db import (
+    MIGRATIONS,
+    AuditRow,
+    ExecutionRow,
+    IncidentRow,
+    Store,
+    TimelineRow,
+)
 
 
 def test_silences_survive_a_reopen_and_ended_ones_are_dropped(tmp_path: Path) -> None:
@@ -59,3 +66,38 @@ def test_a_schema_2_file_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:
         assert store.cooldowns(now=0.0) == {("restart", "edge-1"): 1e12}
         store.put_silence("s", 1e12, {"id": "s"})
         assert store.silences(now=0.0) == [{"id": "s"}]
+
+
+def test_prune_forgets_only_what_ended_before_the_cutoff(tmp_path: Path) -> None:
+    with Store(tmp_path / "state.db") as store:
+        store.write_incidents(
+            [
+                IncidentRow("old", "k1", "resolved", "sea01", 1.0, 5.0, 10.0, {}),
+                IncidentRow("recent", "k2", "resolved", "sea01", 1.0, 5.0, 500.0, {}),
+                IncidentRow("open", "k3", "open", "sea01", 1.0, 5.0, None, {}),
+            ],
+            [TimelineRow("old", 1.0, "opened", ""), TimelineRow("recent", 1.0, "opened", "")],
+        )
+        done = ExecutionRow(
+            "e-old", "pb", "old", "edge-1", "sea01", "succeeded", False, 1.0, 20.0, ""
+        )
+        running = ExecutionRow(
+            "e-run", "pb", "open", "edge-2", "sea01", "running", False, 1.0, None, ""
+        )
+        audit = [AuditRow(1.0, "e-old", "pb", "old", "edge-1", "matched", {}),
+                 AuditRow(1.0, "e-run", "pb", "open", "edge-2", "matched", {})]  # fmt: skip
+        store.write_remediation([done, running], audit)
+        store.put_alert("fp-old", "old", "resolved", 30.0, {})
+        store.put_alert("fp-firing", "open", "firing", 30.0, {})
+        store.set_cooldown("pb", "edge-1", 1e12)
+
+        removed = store.prune(before_ts=100.0)
+
+        assert removed == {"timeline": 1, "incidents": 1, "alerts": 1, "audit": 1, "executions": 1}
+        assert {i.id for i in store.load_incidents(resolved_since=0.0)} == {"recent", "open"}
+        assert store.timeline("old") == []
+        assert [e.id for e in store.executions()] == ["e-run"]
+        assert [a.execution_id for a in store.audit()] == ["e-run"]
+        assert [a.fingerprint for a in store.alerts()] == ["fp-firing"]
+        assert store.cooldowns(now=0.0) == {("pb", "edge-1"): 1e12}
+        assert store.prune(before_ts=100.0) == dict.fromkeys(removed, 0)
