@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cdnops.errors import StoreError
 from cdnops.store.db import AuditRow, ExecutionRow, Store
@@ -39,6 +39,7 @@ class RemediationEvent:
 
 
 Subscriber = Callable[[RemediationEvent], None]
+BREAKER_STATES = ("closed", "open", "half_open")
 
 
 class RemediationBus:
@@ -52,6 +53,26 @@ class RemediationBus:
             ("playbook", "event"),
             registry=registry,
         )
+        self._breakers = Gauge(
+            "cdnops_remediation_breaker_state",
+            "1 for the state each loaded playbook's circuit breaker is in, 0 for the others.",
+            ("playbook", "state"),
+            registry=registry,
+        )
+        self._breaker_states: dict[str, str] = {}
+
+    def set_breakers(self, states: Mapping[str, str]) -> None:
+        """Export each playbook's breaker state (closed, open, half_open); playbooks no
+        longer loaded are dropped. Only changes are written: this runs every tick."""
+        for playbook in self._breaker_states.keys() - states.keys():
+            for state in BREAKER_STATES:
+                self._breakers.remove(playbook, state)
+            del self._breaker_states[playbook]
+        for playbook, current in states.items():
+            if self._breaker_states.get(playbook) != current:
+                for state in BREAKER_STATES:
+                    self._breakers.labels(playbook, state).set(1 if state == current else 0)
+                self._breaker_states[playbook] = current
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback` for every later event; returns a function that unsubscribes."""

@@ -145,6 +145,9 @@ class Remediator:
     ) -> list[Execution]:
         """Feed one tick; returns the executions started."""
         self.feed.push(frame)
+        self.audit.bus.set_breakers(
+            {name: self.guards.breaker_state(name) for name in self.playbooks.playbooks}
+        )
         released = {i.id for i in releasable}
         started = []
         still_open = set()

@@ -196,8 +196,16 @@ async def test_recurring_crash_trips_the_breaker(sim: SimServer, tmp_path: Path)
         await until(d, lambda: bool(events(d, "breaker_opened")))
         await asyncio.wait_for(d.wait_ticks(25), 10)
         skipped = [e.detail["guard"] for e in events(d, "skipped")]
+        tripped = events(d, "breaker_opened")[0].playbook
+        state = {
+            s: d.registry.get_sample_value(
+                "cdnops_remediation_breaker_state", {"playbook": tripped, "state": s}
+            )
+            for s in ("closed", "open", "half_open")
+        }
     assert actions(sim) == [(target, "restart_service")] * 2
     assert "breaker" in skipped
+    assert state == {"closed": 0.0, "open": 1.0, "half_open": 0.0}
 
 
 async def test_dry_run_executes_nothing_and_records_the_plan(

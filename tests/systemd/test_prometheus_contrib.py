@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from cdnops.api.metrics import DaemonMetrics
 from cdnops.mqtt.metrics import MqttMetrics
+from cdnops.remediate.audit import RemediationBus
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "prometheus"
 RULES = CONTRIB / "cdnops.rules.yml"
@@ -31,6 +32,8 @@ EXPECTED_ALERTS = {
     "CdnopsFramesDropped",
     "CdnopsEventOutboxGrowing",
     "CdnopsEventsDropped",
+    "CdnopsBreakerOpen",
+    "CdnopsBrokerUnreachable",
 }
 
 
@@ -46,6 +49,7 @@ def _exported_series_names() -> set[str]:
     registry = CollectorRegistry()
     DaemonMetrics(registry, instance="test", version="0")
     MqttMetrics(registry)
+    RemediationBus(registry)
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_sum", "_count", "_created"),
