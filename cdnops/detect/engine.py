@@ -23,6 +23,7 @@ from cdnops.detect.detectors import (
     failed_services,
     reach_thresholds,
 )
+from cdnops.detect.heap import keep_heap
 from cdnops.detect.hysteresis import Hysteresis
 from cdnops.detect.report import Reporter
 from cdnops.detect.seasonal import SeasonalState
@@ -66,6 +67,7 @@ class DetectionEngine:
     """
 
     def __init__(self, config: DetectConfig, metrics: Sequence[str]) -> None:
+        keep_heap()  # a tick's large temporaries are reused, not faulted in afresh
         self.config = config
         self.cols = Columns.build(config, metrics)
         self._params = TemporalParams.from_config(config.temporal, config.warmup_ticks)
