@@ -169,6 +169,10 @@ class Anomaly:
     score: float  # in [0, 1]
     since_ts: float  # when it entered (after hysteresis)
     explanation: str  # one line an operator understands
+    # When its evidence started, before the hysteresis confirmed it (the oldest firing
+    # tick of the window it entered on; the first failed poll or `failed` answer of the
+    # run). NaN: not known, take since_ts.
+    onset_ts: float = float("nan")
 
 
 @dataclass(frozen=True, slots=True)

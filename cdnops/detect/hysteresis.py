@@ -43,6 +43,16 @@ class Hysteresis:
         self._idle = not self.active.any() and not self.bits.any()
         return entered, cleared
 
+    def first_fired_ago(self, cells: BoolArray) -> npt.NDArray[np.int64]:
+        """For each True cell (row-major order), how many ticks ago the oldest firing
+        verdict still in its window was (0: this tick); call right after `update`.
+
+        Only the cells that just entered are asked, so this costs nothing on most ticks.
+        """
+        bits = self.bits[cells]
+        # the highest set bit is the oldest verdict; frexp's exponent is the bit length
+        return np.frexp(bits.astype(np.float64))[1].astype(np.int64) - 1
+
     def grow(self, shape: tuple[int, ...]) -> None:
         """Widen to more columns (a service seen for the first time); new cells are clean."""
         if shape == self.bits.shape:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("cdnops.detect")
 Key = tuple[str, str]  # (appliance id, metric / `reachability` / `service:<name>`)
 Pair = tuple[BoolArray, BoolArray]  # (entered, cleared)
+# Frame timestamps kept to date an anomaly's first evidence: enough for the hysteresis
+# window (<= 16) and the usual failed-poll and failed-service runs; longer runs are
+# dated from the smoothed tick length.
+TS_RING = 64
 
 
 class Reporter:
@@ -41,6 +46,7 @@ class Reporter:
         self._ids: tuple[str, ...] = ()
         self._sites: tuple[str, ...] = ()
         self._site_index: IntArray = np.zeros(0, np.int32)
+        self._ts: deque[float] = deque(maxlen=TS_RING)  # the last ticks' frame.ts, newest last
 
     @property
     def active(self) -> tuple[Anomaly, ...]:
@@ -68,9 +74,15 @@ class Reporter:
 
     def report(self, frame: FleetFrame, v: Verdicts, m: Pair, r: Pair, s: Pair) -> DetectionResult:
         """Build this tick's result from the hysteresis transitions."""
+        self._ts.append(frame.ts)
         entered: list[Anomaly] = []
         cleared, self._gone = self._gone, []
-        entered += [self._metric(frame, v, i, j) for i, j in _cells(m[0])]
+        cells = _cells(m[0])
+        if cells:
+            ages = self.engine.h_metric.first_fired_ago(m[0])
+            entered += [
+                self._metric(frame, v, i, j, int(k)) for (i, j), k in zip(cells, ages, strict=True)
+            ]
         entered += [self._reach(frame, i) for i, _ in _cells(r[0])]
         entered += [self._service(frame, i, c) for i, c in _cells(s[0])]
         cleared += self._clear(m[1], r[1], s[1])
@@ -116,13 +128,24 @@ class Reporter:
                 )
         return cleared
 
-    def _new(self, frame: FleetFrame, i: int, metric: str, det: Detector) -> Anomaly:
+    def _new(self, frame: FleetFrame, i: int, metric: str, det: Detector, ago: int) -> Anomaly:
         site = self._sites[int(self._site_index[i])]
-        return Anomaly(self._ids[i], site, metric, det, math.nan, math.nan, 1.0, frame.ts, "")
+        onset = self._ts_ago(frame, ago)
+        return Anomaly(
+            self._ids[i], site, metric, det, math.nan, math.nan, 1.0, frame.ts, "", onset
+        )
 
-    def _metric(self, frame: FleetFrame, v: Verdicts, i: int, j: int) -> Anomaly:
+    def _ts_ago(self, frame: FleetFrame, ago: int) -> float:
+        """The timestamp of the tick `ago` ticks before this one (0: this one)."""
+        ago = max(ago, 0)
+        if ago < len(self._ts):
+            return self._ts[-1 - ago]
+        # older than the ring (or the ring is new after a restart): estimate
+        return frame.ts - ago * self.engine.tick_s
+
+    def _metric(self, frame: FleetFrame, v: Verdicts, i: int, j: int, ago: int) -> Anomaly:
         metric = self.engine.cols.metrics[j]
-        base = self._new(frame, i, metric, Detector.TEMPORAL)
+        base = self._new(frame, i, metric, Detector.TEMPORAL, ago)
         value = float(v.x[i, j])
         score = float(v.score[i, j]) if math.isfinite(v.score[i, j]) else 1.0
         det, baseline, text = self._explain_metric(v, i, j, metric, value)
@@ -201,7 +224,8 @@ class Reporter:
     def _reach(self, frame: FleetFrame, i: int) -> Anomaly:
         e = self.engine
         runs, reason = int(e.reach_runs[i]), PollFailure(int(frame.failure[i])).reason
-        base = self._new(frame, i, "reachability", Detector.REACHABILITY)
+        # the first failed poll of the run that crossed the threshold
+        base = self._new(frame, i, "reachability", Detector.REACHABILITY, runs - 1)
         limit = float(e._reach_thr[int(frame.failure[i])])
         return replace(
             base, value=float(runs), baseline=limit, explanation=explain.reachability(runs, reason)
@@ -210,7 +234,7 @@ class Reporter:
     def _service(self, frame: FleetFrame, i: int, c: int) -> Anomaly:
         name = self.engine.services[c]
         runs = int(self.engine.service_runs[i, c])
-        base = self._new(frame, i, f"service:{name}", Detector.SERVICE)
+        base = self._new(frame, i, f"service:{name}", Detector.SERVICE, runs - 1)
         return replace(base, value=3.0, baseline=1.0, explanation=explain.service(name, runs))
 
 
