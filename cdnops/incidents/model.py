@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
@@ -121,6 +122,9 @@ class Incident:
     status: Status = Status.OPEN
     resolved_ts: float | None = None
     reopened_ts: float | None = None  # last reopening within the hold-down; restarts the wait
+    # When the evidence that opened it began (the tracker's clock): the group wait runs
+    # from here, so it overlaps detection's confirmation. None: from `opened_ts`.
+    onset_ts: float | None = None
     active: bool = True  # an absorbed anomaly is active right now
     quiet_since_ts: float | None = None
     flaps: int = 0
@@ -182,6 +186,7 @@ def anomaly_to_json(a: Anomaly) -> dict[str, Any]:
         "score": a.score,
         "since_ts": a.since_ts,
         "explanation": a.explanation,
+        "onset_ts": a.onset_ts if math.isfinite(a.onset_ts) else None,
     }
 
 
@@ -197,6 +202,7 @@ def anomaly_from_json(d: Mapping[str, Any]) -> Anomaly:
         score=float(d["score"]),
         since_ts=float(d["since_ts"]),
         explanation=str(d["explanation"]),
+        onset_ts=_num(d.get("onset_ts")),  # absent in rows from before onsets
     )
 
 
@@ -211,6 +217,16 @@ CRITICAL_SCORE = 0.9  # an appliance anomaly scoring this much makes its inciden
 def signature(a: Anomaly) -> tuple[str, str, str, float]:
     """What tells one anomaly from another across ticks (its values change, this does not)."""
     return (a.appliance, a.metric, str(a.detector), a.since_ts)
+
+
+def evidence_lead_s(anomalies: Iterable[Anomaly]) -> float:
+    """How long before entering the earliest evidence of `anomalies` began: the longest
+    `since_ts - onset_ts`, 0 when no onset is known.
+
+    A duration rather than a timestamp, so that it carries over to the tracker's clock.
+    """
+    leads = [a.since_ts - a.onset_ts for a in anomalies if math.isfinite(a.onset_ts)]
+    return max(0.0, *leads) if leads else 0.0
 
 
 def trigger_of(anomalies: Sequence[Anomaly]) -> Anomaly:

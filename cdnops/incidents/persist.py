@@ -35,6 +35,7 @@ def to_row(inc: Incident) -> IncidentRow:
         "severity": str(inc.severity),
         "first_seen_ts": inc.first_seen_ts,
         "reopened_ts": inc.reopened_ts,
+        "onset_ts": inc.onset_ts,
         "active": inc.active,
         "quiet_since_ts": inc.quiet_since_ts,
         "flaps": inc.flaps,
@@ -78,6 +79,7 @@ def from_row(row: IncidentRow) -> Incident:
             status=Status(row.status),
             resolved_ts=row.resolved_ts,
             reopened_ts=_opt(b.get("reopened_ts")),
+            onset_ts=_opt(b.get("onset_ts")),  # absent in rows from before onsets
             active=bool(b["active"]),
             quiet_since_ts=_opt(b["quiet_since_ts"]),
             flaps=int(b["flaps"]),

@@ -23,6 +23,7 @@ from cdnops.incidents.model import (
     Status,
     TimelineEntry,
     appliance_slot,
+    evidence_lead_s,
     kind_of,
     severity_of,
     signature,
@@ -157,7 +158,15 @@ class IncidentTracker:
         return inc.snapshot()
 
     def _waiting(self, inc: Incident, now: float) -> bool:
-        return now - (inc.reopened_ts or inc.opened_ts) < self.config.group_wait_s
+        # From the first evidence, as Alertmanager counts group_wait from the first alert:
+        # the site's peers started showing the problem when this appliance did, so the
+        # wait overlaps detection's confirmation rather than following it. A reopening
+        # restarts it.
+        if inc.reopened_ts is not None:
+            start = inc.reopened_ts
+        else:
+            start = inc.onset_ts if inc.onset_ts is not None else inc.opened_ts
+        return now - start < self.config.group_wait_s
 
     def update(self, frame: FleetFrame, result: DetectionResult) -> None:
         """Take in one tick: open, absorb, flap, correlate, silence, resolve; then write."""
@@ -214,6 +223,9 @@ class IncidentTracker:
             first_seen_ts=min((a.since_ts for a in anomalies), default=now),
             last_seen_ts=now,
             labels=self._view.labels(key.subject) if key.scope is Scope.APPLIANCE else {},
+            # site and fleet incidents open on their members' incidents, not on evidence
+            # of their own: their wait (for the fleet to form) runs from their opening
+            onset_ts=now - evidence_lead_s(anomalies) if anomalies else None,
         )
         self._add_anomalies(inc, anomalies)
         self._add_open(inc)
