@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -32,6 +33,7 @@ log = logging.getLogger("cdnops.demo")
 TOKEN_ENV = "CDNOPS_APPLIANCE_TOKEN"
 # the project's playbooks, when cdnops runs from its source tree (scripts/demo does)
 SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
+API_TOKEN_FILE = "api-token"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +78,11 @@ def write_demo_files(workdir: Path, sim: SimServer, http_port: int) -> Path:
     sim.write_inventory(workdir / "inventory.yaml")
     config = yaml.safe_load(_demo_resource("data/demo-config.yaml"))
     config["http"]["port"] = http_port
+    # a fresh write token for the API, in a file only this user reads (never printed)
+    token_file = workdir / API_TOKEN_FILE
+    token_file.touch(mode=0o600, exist_ok=True)
+    token_file.chmod(0o600)
+    token_file.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
     if SHIPPED_PLAYBOOKS.is_dir():
         config["remediation"] = {"playbooks_dir": str(SHIPPED_PLAYBOOKS)}
     path = workdir / "cdnops.yaml"
@@ -111,6 +118,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
 
 def _print_guide(sim: SimServer, daemon: Daemon, workdir: Path) -> None:
     http = f"http://127.0.0.1:{daemon.http_port}"
+    site = sim.inventory()[0]["site"]
+    silence = json.dumps({"site": site, "duration_s": 600, "comment": "trying the API", "by": "me"})
     print(
         "\n".join(
             [
@@ -120,6 +129,12 @@ def _print_guide(sim: SimServer, daemon: Daemon, workdir: Path) -> None:
                 f"  daemon metrics:      curl {http}/metrics",
                 f"  per-appliance:       curl {http}/metrics/appliances",
                 f"  health:              curl {http}/healthz",
+                f"  API (docs/api.md):   curl {http}/api/v1/incidents?status=open",
+                f"                       curl {http}/api/v1/executions",
+                f"  API writes carry the token in {workdir / API_TOKEN_FILE}, e.g. a silence:",
+                f'    curl -H "Authorization: Bearer $(cat {workdir / API_TOKEN_FILE})"'
+                f" -H 'Content-Type: application/json' -d '{silence}'"
+                f" {http}/api/v1/silences",
                 f"  config and inventory: {workdir}/cdnops.yaml, {workdir}/inventory.yaml",
                 f"  injected faults and actions received (ground truth): {workdir}/truth.jsonl",
                 f"  playbooks: {daemon.loaded.settings.remediation.playbooks_dir}",

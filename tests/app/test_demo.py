@@ -46,6 +46,13 @@ def test_demo_polls_and_says_where_to_look(tmp_path: Path) -> None:
     assert m, proc.stdout
     assert int(m.group(1)) > 0
     assert (tmp_path / "cdnops.yaml").is_file()
+    # the API is on, its write token in a private file the guide points at (never printed)
+    token = (tmp_path / "api-token").read_text().strip()
+    assert len(token) >= 24
+    assert (tmp_path / "api-token").stat().st_mode & 0o077 == 0
+    assert token not in proc.stdout + proc.stderr
+    assert f"cat {tmp_path / 'api-token'}" in proc.stdout
+    assert "/api/v1/silences" in proc.stdout
     assert (tmp_path / "inventory.yaml").is_file()
 
 
