@@ -6,9 +6,9 @@ Run: python bench/e2e.py [--appliances 1000] [--sites 25] [--interval 1.0] [--pe
 Prints, per fault kind, the time from injection to the first right action and to
 recovery, and the false actions (on healthy appliances, of the wrong kind, or on the
 appliances of a site in an upstream outage); then where that time goes: injection ->
-first anomaly -> incident opened -> playbook matched -> action received. Simulator and
-daemon share one process and one event loop, so at large fleets the simulator's cost
-slows the daemon's ticks.
+first evidence -> first anomaly -> incident opened -> playbook matched -> action
+received. Simulator and daemon share one process and one event loop (unless
+--sim-process), so at large fleets the simulator's cost slows the daemon's ticks.
 """
 
 from __future__ import annotations
@@ -284,20 +284,23 @@ async def scenario(args: argparse.Namespace, root: Path) -> int:
     return 0 if not false and all(_done(i) for i in injected.values()) else 1
 
 
-STAGES = ("seen", "opened", "matched", "action")
+STAGES = ("evidence", "seen", "opened", "matched", "action")
 
 
 def stages(daemon: Daemon, injected: dict[str, Injected]) -> dict[str, dict[str, list[float]]]:
     """Per fault kind, seconds from injection to each stage of the way to the right action:
-    the first anomaly's tick (`seen`), the incident opened, the playbook matched, the
-    action received by the appliance."""
+    the tick of the first evidence (`evidence`: the first firing tick or failed poll, where
+    the group wait starts), the first anomaly's tick (`seen`, after the hysteresis), the
+    incident opened, the playbook matched, the action received by the appliance."""
     store = daemon.remediator.audit.store
-    opened: dict[str, tuple[float, float]] = {}
+    opened: dict[str, tuple[float | None, float, float]] = {}
     for row in store.load_incidents(resolved_since=0.0):
         scope, _, rest = row.key.partition("/")
         subject = rest.split("/", 1)[0]
         if scope == "appliance" and subject in injected and subject not in opened:
-            opened[subject] = (float(row.body["first_seen_ts"]), row.opened_ts)
+            onsets = [a["onset_ts"] for a in row.body["anomalies"] if a.get("onset_ts")]
+            evidence = min(onsets) if onsets else None
+            opened[subject] = (evidence, float(row.body["first_seen_ts"]), row.opened_ts)
     matched: dict[str, float] = {}
     for a in store.audit():
         if a.event == "matched" and a.subject in injected:
@@ -305,8 +308,8 @@ def stages(daemon: Daemon, injected: dict[str, Injected]) -> dict[str, dict[str,
     out: dict[str, dict[str, list[float]]] = {}
     for inj in injected.values():
         per = out.setdefault(inj.kind, {s: [] for s in STAGES})
-        seen_ts, opened_ts = opened.get(inj.target, (None, None))
-        times = (seen_ts, opened_ts, matched.get(inj.target))
+        evidence_ts, seen_ts, opened_ts = opened.get(inj.target, (None, None, None))
+        times = (evidence_ts, seen_ts, opened_ts, matched.get(inj.target))
         for stage, ts in zip(STAGES, times, strict=False):
             if ts is not None:
                 per[stage].append(ts - inj.ts)

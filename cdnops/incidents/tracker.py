@@ -159,9 +159,9 @@ class IncidentTracker:
 
     def _waiting(self, inc: Incident, now: float) -> bool:
         # From the first evidence, as Alertmanager counts group_wait from the first alert:
-        # the site's peers started showing the problem when this appliance did, so the
-        # wait overlaps detection's confirmation rather than following it. A reopening
-        # restarts it.
+        # the site's peers started showing the problem within a poll of this appliance,
+        # so the wait overlaps detection's confirmation rather than following it (what
+        # that still guarantees: docs/incidents.md). A reopening restarts it.
         if inc.reopened_ts is not None:
             start = inc.reopened_ts
         else:
