@@ -185,3 +185,6 @@ class DetectionResult:
     active: tuple[Anomaly, ...]  # every anomaly active after this tick
     entered: tuple[Anomaly, ...]  # anomalies that became active this tick
     cleared: tuple[Anomaly, ...]  # anomalies that stopped being active this tick
+    # (n,) appliances with any verdict firing this tick, confirmed by hysteresis or not (a
+    # failed poll, a failed service included): early evidence of what may be coming
+    firing: BoolArray | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,11 @@ class DetectionEngine:
             self.service_runs >= self.config.services.failed_ticks
         )
         s_in, s_out = self.h_service.update(svc_fire)
-        return self.reporter.report(frame, v, (m_in, m_out), (r_in, r_out), (s_in, s_out))
+        result = self.reporter.report(frame, v, (m_in, m_out), (r_in, r_out), (s_in, s_out))
+        firing = fired.any(axis=1)
+        firing |= down
+        firing |= failed.any(axis=1)
+        return replace(result, firing=firing)
 
     def _tick_time(self, ts: float) -> None:
         if self._last_ts is not None and ts > self._last_ts:

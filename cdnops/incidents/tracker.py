@@ -7,6 +7,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.correlate import Symptoms, fleet_members, qualifies
 from cdnops.incidents.events import Change as C
@@ -78,6 +80,7 @@ class IncidentTracker:
         self._symptoms = Symptoms()
         self._saved_seen: dict[str, float] = {}
         self._any_waiting = False
+        self._site_firing: dict[str, int] = {}
         self._load(store)
         self._set_gauges(self._clock())
 
@@ -160,18 +163,38 @@ class IncidentTracker:
     def _waiting(self, inc: Incident, now: float) -> bool:
         # From the first evidence, as Alertmanager counts group_wait from the first alert:
         # the site's peers started showing the problem within a poll of this appliance,
-        # so the wait overlaps detection's confirmation rather than following it (what
-        # that still guarantees: docs/incidents.md). A reopening restarts it.
+        # so the wait overlaps detection's confirmation rather than following it. A
+        # reopening restarts it.
+        wait = self.config.group_wait_s
         if inc.reopened_ts is not None:
-            start = inc.reopened_ts
-        else:
-            start = inc.onset_ts if inc.onset_ts is not None else inc.opened_ts
-        return now - start < self.config.group_wait_s
+            return now - inc.reopened_ts < wait
+        if now - inc.opened_ts >= wait:
+            return False
+        if inc.onset_ts is None or now - inc.onset_ts < wait:
+            return True
+        # Past the wait from the evidence but not from the opening: peers whose own
+        # evidence is not confirmed yet could still make this a site incident. Hold it the
+        # full wait while the site's firing appliances are enough for one
+        # (docs/incidents.md, "What the wait guarantees").
+        return inc.scope is Scope.APPLIANCE and self._site_may_group(inc.site)
+
+    def _site_may_group(self, site: str) -> bool:
+        firing = self._site_firing.get(site, 0)
+        return qualifies(firing, self._view.site_sizes.get(site, 0), self.config.site)
+
+    def _note_firing(self, frame: FleetFrame, result: DetectionResult) -> None:
+        """Count, per site, the appliances with any verdict firing this tick."""
+        if result.firing is None or len(result.firing) != len(frame.site_index):
+            self._site_firing = {}
+            return
+        counts = np.bincount(frame.site_index[result.firing], minlength=len(frame.sites))
+        self._site_firing = {frame.sites[i]: int(c) for i, c in enumerate(counts) if c}
 
     def update(self, frame: FleetFrame, result: DetectionResult) -> None:
         """Take in one tick: open, absorb, flap, correlate, silence, resolve; then write."""
         now = self._clock()
         self._view.update(frame)
+        self._note_firing(frame, result)
         if self._triage is not None:
             self._triage.append(frame)
         self._collect(now)

@@ -139,3 +139,17 @@ def test_onset_survives_a_saved_and_restored_engine(tmp_path: Path) -> None:
     (after,) = restored.active
     assert after == before
     assert after.onset_ts == after.since_ts - TICK_S
+
+
+def test_firing_marks_unconfirmed_evidence_per_appliance() -> None:
+    maker = FrameMaker(inventory([("sea01", 8), ("fra02", 6)]))
+    engine = DetectionEngine(NO_TEMPORAL, maker.metrics)
+    feed(engine, maker, 3)
+    v = normal_values(N, np.random.default_rng(9))
+    v[2, COL["temperature_c"]] = 99.0  # above its bound: fires, not yet confirmed
+    failure = np.full(N, PollFailure.OK, np.int8)
+    failure[9] = PollFailure.TIMEOUT  # one failed poll: far from unreachable, but evidence
+    result = engine.update(maker.frame(v, failure=failure))
+    assert result.active == ()
+    assert result.firing is not None
+    assert np.flatnonzero(result.firing).tolist() == [2, 9]

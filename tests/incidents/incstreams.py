@@ -126,8 +126,12 @@ class Harness:
         active: Iterable[Anomaly] = (),
         states: Mapping[str, ApplianceState] | None = None,
         values: np.ndarray | None = None,
+        firing: Iterable[str] = (),
     ) -> None:
-        """Advance the clock by one tick and feed the tracker one frame and result."""
+        """Advance the clock by one tick and feed the tracker one frame and result.
+
+        The appliances of `active` anomalies fire this tick, and so do those of `firing`
+        (evidence detection has not confirmed yet)."""
         self.seq += 1
         self.clock.now += TICK_S
         now_active = {(a.appliance, a.metric): a for a in active}
@@ -138,8 +142,15 @@ class Harness:
         self._active = merged
         frame = make_frame(self.inv, self.clock.now, self.seq, states, values)
         n, m = frame.values.shape
+        hot = {a.appliance for a in merged.values()} | set(firing)
         result = DetectionResult(
-            self.clock.now, self.seq, np.zeros((n, m)), tuple(merged.values()), entered, cleared
+            self.clock.now,
+            self.seq,
+            np.zeros((n, m)),
+            tuple(merged.values()),
+            entered,
+            cleared,
+            firing=np.array([a.id in hot for a in self.inv.appliances], dtype=bool),
         )
         self.tracker.update(frame, result)
 

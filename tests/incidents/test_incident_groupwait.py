@@ -148,3 +148,34 @@ def test_site_outage_entering_over_two_ticks_releases_no_appliance(
         assert seen == {"sea01"}  # the site incident alone, once its own wait is over
     finally:
         h.close()
+
+
+def test_an_early_appliance_is_held_while_its_peers_fire_unconfirmed(tmp_path: Path) -> None:
+    # a one-tick wait: the early appliance's evidence-based wait is over when it enters,
+    # but five peers fire (not yet confirmed): its site may become one incident
+    config = IncidentsConfig(clean_period_s=20, group_wait_s=TICK_S)
+    h = Harness(make_inventory({"sea01": 10, "lhr01": 10}), tmp_path / "s.db", config)
+    try:
+        peers = [f"sea01-a{i:02d}" for i in range(1, 6)]
+        early = outage(h, range(1))
+        h.tick(early, firing=peers)
+        assert released(h) == []
+        h.tick([*early, *outage(h, range(1, 6))])
+        (site,) = [i for i in h.tracker.open_incidents() if i.scope is Scope.SITE]
+        assert "sea01-a00" in site.members
+        assert released(h) == []  # inhibited by the site incident, before any release
+    finally:
+        h.close()
+
+
+def test_a_lone_fault_in_a_quiet_site_is_released_when_its_evidence_wait_ends(
+    tmp_path: Path,
+) -> None:
+    config = IncidentsConfig(clean_period_s=20, group_wait_s=TICK_S)
+    h = Harness(make_inventory({"sea01": 10, "lhr01": 10}), tmp_path / "s.db", config)
+    try:
+        lone = outage(h, range(1))
+        h.tick(lone, firing=["lhr01-a03"])  # another site's noise does not hold it
+        assert released(h) == ["sea01-a00"]
+    finally:
+        h.close()
