@@ -10,57 +10,14 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from cdnops.model import (
-    CONTRACT_METRICS,
     Anomaly,
-    Appliance,
-    ApplianceState,
     DetectionResult,
     Detector,
     FleetFrame,
-    Inventory,
 )
 
 FrameFactory = Callable[..., FleetFrame]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def build_frame(
-    appliances: Sequence[tuple[str, str]],
-    *,
-    metrics: Sequence[str] = CONTRACT_METRICS,
-    seq: int = 1,
-    ts: float = 1_764_547_200.0,
-    values: np.ndarray | None = None,
-    valid: np.ndarray | None = None,
-    failure: Sequence[int] | None = None,
-    state: Sequence[int] | None = None,
-) -> FleetFrame:
-    """A FleetFrame for (id, site) pairs; values default to row*100 + column."""
-    n, m = len(appliances), len(metrics)
-    inventory = Inventory(
-        tuple(Appliance(id=a, site=s, url=f"http://127.0.0.1:1/a/{a}") for a, s in appliances)
-    )
-    sites = inventory.sites
-    if values is None:
-        values = np.arange(n, dtype=np.float64)[:, None] * 100 + np.arange(m, dtype=np.float64)
-    if valid is None:
-        valid = np.ones((n, m), dtype=np.bool_)
-    values = np.where(valid, values, np.nan)
-    return FleetFrame(
-        ts=ts,
-        seq=seq,
-        inventory=inventory,
-        site_index=np.array([sites.index(s) for _, s in appliances], dtype=np.int32),
-        sites=sites,
-        metrics=tuple(metrics),
-        values=values,
-        valid=valid,
-        failure=np.array(failure if failure is not None else [0] * n, dtype=np.int8),
-        state=np.array(state if state is not None else [ApplianceState.SERVING] * n, dtype=np.int8),
-        uptime_s=np.full(n, 1000.0),
-        services=("nginx",),
-        service_status=np.ones((n, 1), dtype=np.int8),
-    )
 
 
 def anomaly(appliance: str, site: str, detector: Detector, metric: str = "cpu_util") -> Anomaly:

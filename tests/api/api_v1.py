@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from api_fleet import anomaly, build_frame, detection
+from api_fleet import anomaly, detection
+from fleetkit import Clock, build_frame
 from prometheus_client import CollectorRegistry
 
 from cdnops.api.auth import WriteAuth
@@ -30,7 +31,6 @@ from cdnops.store.db import Store
 
 TOKEN = "api-write-token-7f3a"
 FLEET = [("sea01-a", "sea01"), ("sea01-b", "sea01"), ("ams02-a", "ams02"), ("ams02-b", "ams02")]
-T0 = 1_764_547_200.0
 
 PLAYBOOKS = """\
 playbooks:
@@ -45,16 +45,6 @@ playbooks:
       - action: escalate
         params: {reason: "{{ incident.subject }} is hot"}
 """
-
-
-class Clock:
-    """A wall clock the test moves."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

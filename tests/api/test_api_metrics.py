@@ -7,7 +7,8 @@ import time
 import aiohttp
 import numpy as np
 import pytest
-from api_fleet import anomaly, build_frame, detection, key, parse_samples, promtool_check
+from api_fleet import anomaly, detection, key, parse_samples, promtool_check
+from fleetkit import build_frame
 from prometheus_client import CollectorRegistry
 
 from cdnops.api.metrics import STATE_LABELS, DaemonMetrics, count_states

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import aiohttp
 import numpy as np
 import pytest
-from api_fleet import build_frame, detection, key, parse_samples, promtool_check
+from api_fleet import detection, key, parse_samples, promtool_check
+from fleetkit import build_frame
 from prometheus_client import CollectorRegistry
 
 from cdnops.api.appliances import render_appliances

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_v1 import T0, running_api
 from api_v1 import hot as hot_anomaly
+from api_v1 import running_api
+from fleetkit import T0
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.control import Control

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from fleetkit import LATENCY, T0, Clock, make_frame
 from prometheus_client import CollectorRegistry
 
 from cdnops.config.incidents import IncidentsConfig
@@ -16,86 +17,14 @@ from cdnops.incidents.events import EventBus, IncidentEvent
 from cdnops.incidents.model import Incident, IncidentKind, Key, Scope, Severity
 from cdnops.incidents.tracker import IncidentTracker
 from cdnops.model import (
-    CONTRACT_METRICS,
     Anomaly,
-    Appliance,
     ApplianceState,
     DetectionResult,
-    Detector,
-    FleetFrame,
     Inventory,
-    PollFailure,
 )
 from cdnops.store.db import Store
 
-T0 = 1_764_547_200.0
 TICK_S = 10.0
-LATENCY = "origin_latency_p99_ms"
-
-
-def make_inventory(sites: Mapping[str, int], labels: Mapping[str, str] | None = None) -> Inventory:
-    """`sites` maps a site to its number of appliances, named `<site>-a00`, `<site>-a01`..."""
-    return Inventory(
-        tuple(
-            Appliance(
-                f"{site}-a{i:02d}", site, f"http://127.0.0.1:1/a/{site}-a{i:02d}", labels or {}
-            )
-            for site, count in sites.items()
-            for i in range(count)
-        )
-    )
-
-
-def make_frame(
-    inv: Inventory,
-    ts: float,
-    seq: int,
-    states: Mapping[str, ApplianceState] | None = None,
-    values: np.ndarray | None = None,
-) -> FleetFrame:
-    """A frame with every appliance serving (unless `states` says otherwise)."""
-    n, m = len(inv.appliances), len(CONTRACT_METRICS)
-    sites = inv.sites
-    state = np.full(n, ApplianceState.SERVING, np.int8)
-    for i, a in enumerate(inv.appliances):
-        if states and a.id in states:
-            state[i] = states[a.id]
-    vals = np.ones((n, m)) if values is None else values
-    return FleetFrame(
-        ts=ts,
-        seq=seq,
-        inventory=inv,
-        site_index=np.array([sites.index(a.site) for a in inv.appliances], np.int32),
-        sites=sites,
-        metrics=CONTRACT_METRICS,
-        values=vals,
-        valid=np.isfinite(vals),
-        failure=np.full(n, PollFailure.OK, np.int8),
-        state=state,
-        uptime_s=np.full(n, 1000.0),
-        services=(),
-        service_status=np.zeros((n, 0), np.int8),
-    )
-
-
-def anomaly(
-    appliance: str, metric: str = LATENCY, since: float = T0, score: float = 0.8
-) -> Anomaly:
-    """An anomaly on `appliance` (its site is the part of the id before the first dash)."""
-    detector = Detector.REACHABILITY if metric == "reachability" else Detector.TEMPORAL
-    return Anomaly(
-        appliance, appliance.split("-")[0], metric, detector, 200.0, 80.0, score, since, "test"
-    )
-
-
-class Clock:
-    """A settable clock."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from incstreams import LATENCY, Harness, anomaly, make_inventory
+from fleetkit import LATENCY, anomaly, make_inventory
+from incstreams import Harness
 
 from cdnops.config.incidents import CorrelationConfig, IncidentsConfig
 from cdnops.incidents.correlate import qualifies

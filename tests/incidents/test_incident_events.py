@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from incstreams import Harness, anomaly, make_incident, make_inventory, propagating_logs
+from fleetkit import anomaly, make_inventory
+from incstreams import Harness, make_incident, propagating_logs
 from prometheus_client import CollectorRegistry, generate_latest
 
 from cdnops.config.incidents import IncidentsConfig

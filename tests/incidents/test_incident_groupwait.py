@@ -8,7 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from incstreams import TICK_S, Harness, anomaly, make_incident, make_inventory
+from fleetkit import anomaly, make_inventory
+from incstreams import TICK_S, Harness, make_incident
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.model import Scope, anomaly_from_json, anomaly_to_json, evidence_lead_s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from incstreams import make_frame, make_inventory
+from fleetkit import make_frame, make_inventory
 
 from cdnops.incidents.history import History
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from incstreams import LATENCY, T0, TICK_S, Harness, anomaly, make_inventory
+from fleetkit import LATENCY, T0, anomaly, make_inventory
+from incstreams import TICK_S, Harness
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.incidents.model import IncidentKind, Scope, Severity

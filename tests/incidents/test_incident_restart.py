@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from incstreams import Clock, Harness, anomaly, make_frame, make_inventory, propagating_logs
+from fleetkit import Clock, anomaly, make_frame, make_inventory
+from incstreams import Harness, propagating_logs
 from prometheus_client import CollectorRegistry
 
 from cdnops.config.incidents import IncidentsConfig

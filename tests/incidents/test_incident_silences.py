@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from incstreams import T0, TICK_S, Harness, anomaly, make_incident, make_inventory
+from fleetkit import T0, anomaly, make_inventory
+from incstreams import TICK_S, Harness, make_incident
 from pydantic import ValidationError
 
 from cdnops.config.incidents import IncidentsConfig, SilenceConfig

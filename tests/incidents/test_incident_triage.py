@@ -7,7 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from incstreams import LATENCY, T0, TICK_S, Harness, anomaly, make_incident, make_inventory
+from fleetkit import LATENCY, T0, anomaly, make_inventory
+from incstreams import TICK_S, Harness, make_incident
 
 from cdnops.config.incidents import IncidentsConfig, TriageConfig
 from cdnops.incidents.changepoint import earliest_change, fill_gaps, noise_sigma, ranks

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fleetkit import Clock, make_frame, make_inventory
 from prometheus_client import CollectorRegistry
 
 from cdnops.config.incidents import IncidentsConfig, TriageConfig
@@ -17,61 +18,15 @@ from cdnops.incidents.model import Incident
 from cdnops.incidents.tracker import IncidentTracker
 from cdnops.intake.alertmanager import AlertmanagerIntake, IntakeResult
 from cdnops.model import (
-    CONTRACT_METRICS,
     Anomaly,
-    Appliance,
-    ApplianceState,
     DetectionResult,
-    Detector,
-    FleetFrame,
     Inventory,
-    PollFailure,
 )
 from cdnops.store.db import Store
 
-T0 = 1_764_547_200.0
 TICK_S = 10.0
-LATENCY = "origin_latency_p99_ms"
 STARTS_AT = "2025-11-30T23:58:00.123456789Z"  # Go writes nanoseconds
 UNSET = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's "not set"
-
-
-def inventory(sites: Mapping[str, int]) -> Inventory:
-    """`sites` maps a site to its number of appliances, named `<site>-a00`, `<site>-a01`..."""
-    return Inventory(
-        tuple(
-            Appliance(f"{site}-a{i:02d}", site, f"http://127.0.0.1:1/{site}-a{i:02d}")
-            for site, count in sites.items()
-            for i in range(count)
-        )
-    )
-
-
-def frame(inv: Inventory, ts: float, seq: int) -> FleetFrame:
-    """A frame with every appliance serving and healthy."""
-    n, m = len(inv.appliances), len(CONTRACT_METRICS)
-    values = np.ones((n, m))
-    return FleetFrame(
-        ts=ts,
-        seq=seq,
-        inventory=inv,
-        site_index=np.array([inv.sites.index(a.site) for a in inv.appliances], np.int32),
-        sites=inv.sites,
-        metrics=CONTRACT_METRICS,
-        values=values,
-        valid=np.ones((n, m), dtype=bool),
-        failure=np.full(n, PollFailure.OK, np.int8),
-        state=np.full(n, ApplianceState.SERVING, np.int8),
-        uptime_s=np.full(n, 1000.0),
-        services=(),
-        service_status=np.zeros((n, 0), np.int8),
-    )
-
-
-def anomaly(appliance: str, metric: str = LATENCY, since: float = T0) -> Anomaly:
-    """An anomaly on `appliance` (its site is the part of the id before the first dash)."""
-    site = appliance.split("-")[0]
-    return Anomaly(appliance, site, metric, Detector.TEMPORAL, 200.0, 80.0, 0.8, since, "test")
 
 
 def alert(
@@ -111,22 +66,12 @@ def notification(*alerts: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
     }
 
 
-class Clock:
-    """A settable clock."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Rig:
     """Store, bus, tracker and intake, restartable on the same store file."""
 
     path: Path
-    inv: Inventory = field(default_factory=lambda: inventory({"sea01": 6, "fra02": 6}))
+    inv: Inventory = field(default_factory=lambda: make_inventory({"sea01": 6, "fra02": 6}))
     config: IncidentsConfig = field(
         default_factory=lambda: IncidentsConfig(
             clean_period_s=60,
@@ -171,7 +116,7 @@ class Rig:
         entered = tuple(a for k, a in merged.items() if k not in self._active)
         cleared = tuple(a for k, a in self._active.items() if k not in merged)
         self._active = merged
-        f = frame(self.inv, self.clock.now, self.seq)
+        f = make_frame(self.inv, self.clock.now, self.seq)
         n, m = f.values.shape
         result = DetectionResult(
             self.clock.now, self.seq, np.zeros((n, m)), tuple(merged.values()), entered, cleared

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from intake_helpers import LATENCY, T0, TICK_S, Rig, alert, anomaly, notification
+from fleetkit import LATENCY, T0, anomaly
+from intake_helpers import TICK_S, Rig, alert, notification
 
 from cdnops.config.incidents import IncidentsConfig
 from cdnops.config.intake import AlertmanagerConfig

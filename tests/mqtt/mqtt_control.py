@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fleetkit import T0, build_frame
 from mqtt_events import INSTANCE, Rig, rig
 
 from cdnops.config.incidents import IncidentsConfig
@@ -18,17 +19,13 @@ from cdnops.incidents.tracker import IncidentTracker
 from cdnops.model import (
     CONTRACT_METRICS,
     Anomaly,
-    Appliance,
-    ApplianceState,
     DetectionResult,
     Detector,
     FleetFrame,
-    Inventory,
 )
 from cdnops.remediate.engine import Remediator
 from cdnops.remediate.loader import load_playbooks
 
-T0 = 1_764_547_200.0
 FLEET = (("sea01-a", "sea01"), ("sea01-b", "sea01"))
 PLAYBOOKS = """\
 playbooks:
@@ -43,24 +40,7 @@ playbooks:
 def frame(ts: float = T0) -> FleetFrame:
     """A healthy frame of the two-appliance fleet."""
     n, m = len(FLEET), len(CONTRACT_METRICS)
-    inventory = Inventory(
-        tuple(Appliance(id=a, site=s, url=f"http://127.0.0.1:1/a/{a}") for a, s in FLEET)
-    )
-    return FleetFrame(
-        ts=ts,
-        seq=1,
-        inventory=inventory,
-        site_index=np.zeros(n, dtype=np.int32),
-        sites=inventory.sites,
-        metrics=CONTRACT_METRICS,
-        values=np.arange(n * m, dtype=np.float64).reshape(n, m),
-        valid=np.ones((n, m), dtype=np.bool_),
-        failure=np.zeros(n, dtype=np.int8),
-        state=np.full(n, ApplianceState.SERVING, dtype=np.int8),
-        uptime_s=np.full(n, 1000.0),
-        services=("nginx",),
-        service_status=np.ones((n, 1), dtype=np.int8),
-    )
+    return build_frame(FLEET, ts=ts, values=np.arange(n * m, dtype=np.float64).reshape(n, m))
 
 
 def hot(f: FleetFrame) -> DetectionResult:
