@@ -25,7 +25,7 @@ from cdnops.incidents.persist import from_row
 from cdnops.incidents.silences import Silence
 from cdnops.incidents.tracker import IncidentTracker
 from cdnops.model import DetectionResult, FleetFrame
-from cdnops.remediate.engine import Remediator
+from cdnops.remediate.engine import ManualTriggerError, Remediator
 from cdnops.remediate.loader import PlaybookSet
 from cdnops.store.db import AuditRow, ExecutionRow, Store
 
@@ -299,15 +299,11 @@ class Control:
         remediator = self._remediation()
         if playbook not in remediator.playbooks.playbooks:
             raise NotFoundError(f"no playbook {playbook}")
-        # looked up by name: manual runs come with the remediator's `run_manual`
-        run: Callable[..., Any] | None = getattr(remediator, "run_manual", None)
-        if run is None:
-            raise UnavailableError("this version of cdnops cannot start playbooks by hand")
         try:
-            execution = run(playbook, subject, by=by or "operator", reason=reason)
-        except ValueError as exc:  # ManualTriggerError: the remediator says why not
+            execution = remediator.run_manual(playbook, subject, by=by or "operator", reason=reason)
+        except ManualTriggerError as exc:  # the remediator says why not
             raise ConflictError(str(exc)) from None
-        return str(execution.id)
+        return execution.id
 
     # -- Alertmanager ---------------------------------------------------------------
     def ingest_alertmanager(self, payload: object) -> dict[str, Any]:
