@@ -20,8 +20,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "api")]
-from api_fleet import build_frame, detection
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "api")]
+from api_fleet import detection
+from fleetkit import build_frame
 
 from cdnops.api.appliances import render_appliances
 from cdnops.api.metrics import DaemonMetrics
