@@ -84,19 +84,29 @@ class TemporalConfig(_Frozen):
 
 
 class SeasonalConfig(_Frozen):
-    """A time-of-week baseline: `buckets` buckets of `bucket_s` seconds (168 x 1 h is one
-    week), each the mean of its past visits; the temporal detector then judges the value
-    less its usual departure at this time, where that pattern explains the series."""
+    """Time-of-week and time-of-day baselines: `buckets` buckets of `bucket_s` seconds (168 x
+    1 h is one week) and `day_buckets` of the same length (24 x 1 h is one day), each the
+    mean of its past visits; the temporal detector then judges the value less its usual
+    departure at this time, where one of the two patterns explains the series."""
 
     enabled: bool = True
     bucket_s: float = Field(default=3600.0, ge=1.0, le=86_400.0)
-    buckets: int = Field(default=168, ge=2, le=1008)  # at most 4 KiB of state per series
+    buckets: int = Field(default=168, ge=2, le=1008)
     rate: float = Field(default=0.2, gt=0, le=1)  # weight of a new visit in its bucket's mean
     min_visits: int = Field(default=2, ge=1, le=255)  # visits before a bucket is trusted
+    day_buckets: int = Field(default=24, ge=0, le=1008)  # 0 turns the time-of-day baseline off
+    day_min_visits: int = Field(default=2, ge=1, le=255)  # days before a day bucket is trusted
     # buckets must explain the series: their error below this fraction of the plain level's
     strength: float = Field(default=0.5, gt=0, le=1)
     error_rate: float = Field(default=0.002, gt=0, le=1)  # per visit, for both errors
     level_rate: float = Field(default=0.002, gt=0, le=1)  # per visit, the series' level
+
+    @model_validator(mode="after")
+    def _fits_state(self) -> SeasonalConfig:
+        # 5 bytes per bucket and series: keeps a series' whole state under 4 KiB
+        if self.buckets + self.day_buckets > 700:
+            raise ValueError("buckets + day_buckets must not exceed 700 (state per series)")
+        return self
 
 
 class PeersConfig(_Frozen):

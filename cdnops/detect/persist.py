@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cdnops.detect.engine import DetectionEngine
 
 log = logging.getLogger("cdnops.detect")
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def _arrays(engine: DetectionEngine) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def _arrays(engine: DetectionEngine) -> dict[str, Any]:
     se = engine.seasonal
     out |= {f"seasonal.{k}": v for k, v in se.arrays.items()}
     out |= {"seasonal.profile": se.profile, "seasonal.visits": se.visits}
-    out |= {"seasonal.offset": se.offset}
+    out |= {"seasonal.offset": se.offset, "seasonal.kind": se.kind}
     out |= {"trend.level": tr.level, "trend.slope": tr.slope, "trend.count": tr.count}
     out |= {"trend.resid": tr.resid, "trend.slope_slow": tr.slope_slow}
     out |= {"reach_runs": engine.reach_runs, "service_runs": engine.service_runs}
@@ -47,7 +47,7 @@ def save(engine: DetectionEngine, path: Path) -> None:
         "trend_metrics": [engine.cols.metrics[j] for j in engine.cols.trend_cols],
         "services": list(engine.services),
         "tick_s": engine.tick_s,
-        "seasonal_bucket": engine.seasonal.bucket,
+        "seasonal_slot": engine.seasonal.slot,
         "active": [asdict(a) for a in engine.active],
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -88,7 +88,7 @@ def _check(engine: DetectionEngine, meta: dict[str, Any]) -> None:
 def _apply(engine: DetectionEngine, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
     engine.reset(ids=tuple(meta["ids"]), services=tuple(meta["services"]))
     engine.tick_s = float(meta["tick_s"])
-    engine.seasonal.bucket = int(meta["seasonal_bucket"])
+    engine.seasonal.slot = int(meta["seasonal_slot"])
     targets = _arrays(engine)
     for key, arr in targets.items():
         src = arrays[key]
@@ -109,7 +109,7 @@ def _assign(engine: DetectionEngine, arrays: dict[str, Any]) -> None:
     for k in se.arrays:
         se.arrays[k] = arrays[f"seasonal.{k}"].copy()
     se.profile, se.visits = arrays["seasonal.profile"].copy(), arrays["seasonal.visits"].copy()
-    se.set_offset_array(arrays["seasonal.offset"].copy())
+    se.set_offset_array(arrays["seasonal.offset"].copy(), arrays["seasonal.kind"].copy())
     tr.level, tr.slope = arrays["trend.level"].copy(), arrays["trend.slope"].copy()
     tr.count, tr.resid = arrays["trend.count"].copy(), arrays["trend.resid"].copy()
     tr.slope_slow = arrays["trend.slope_slow"].copy()

@@ -210,12 +210,12 @@ class Reporter:
                 best = (bad, z, mean, sd, ticks)
         assert best is not None  # the loop runs twice
         _, z, mean, sd, ticks = best
-        # the baseline of this time of the week, where the seasonal baseline is in use
+        # the baseline of this time of the week or day, where a seasonal baseline is in use
         shift = e.seasonal.baseline_offset(i, j)
         mean += shift
         window = explain.duration(ticks * e.tick_s) if e.tick_s > 0 else f"{ticks}-tick"
         if shift:
-            window += " time-of-week"
+            window += " " + e.seasonal.baseline_kind(i, j)
         view = v.peer_view
         site_med = None if view is None else float(view.median[int(self._site_index[i]), j])
         text = explain.temporal(metric, value, z, window, mean, sd, site_med)

@@ -1,5 +1,6 @@
-"""A time-of-week baseline per series: the temporal detector judges the value less its usual
-departure at this time of the week, once that pattern is known to explain the series."""
+"""A seasonal baseline per series: the temporal detector judges the value less its usual
+departure at this time of the week, or of the day, once that pattern is known to explain
+the series."""
 
 from __future__ import annotations
 
@@ -15,21 +16,34 @@ _A = TypeVar("_A", bound=npt.NDArray[Any])
 
 MAX_VISITS = 255  # visits per bucket are counted in a uint8; past this the weight is constant
 
-SEASONAL_FIELDS = ("acc", "acc_n", "level", "level_n", "err_seasonal", "err_level", "err_n")
+SEASONAL_FIELDS = (
+    "acc", "acc_n", "level", "level_n",
+    "err_seasonal", "err_level", "err_n",  # time of the week, over its known buckets' visits
+    "err_day", "err_level_day", "err_n_day",  # time of the day, over its known buckets' visits
+)  # fmt: skip
+
+# which baseline a series' offset comes from, per cell
+NONE, WEEK, DAY = 0, 1, 2
+KIND_NAMES = {WEEK: "time-of-week", DAY: "time-of-day"}
+# each baseline's errors: its buckets', the plain level's over the same visits, their count
+WEEK_ERRORS = ("err_seasonal", "err_level", "err_n")
+DAY_ERRORS = ("err_day", "err_level_day", "err_n_day")
 
 
 class SeasonalState:
-    """Per series: the mean of each bucket of the week (by default 168 of an hour), learned from
-    the average of each visit of the bucket, so a bucket weighs one value per week whatever
-    the tick interval.
+    """Per series: the mean of each bucket of the week (by default 168 of an hour) and of
+    each bucket of the day (24), learned from the average of each visit of the bucket, so a
+    bucket weighs one value per week (per day) whatever the tick interval. Both profiles
+    live in `profile`: the week's buckets first, then the day's.
 
-    Each tick the values are summed into the current visit; when the bucket changes (the
-    tick's timestamp crosses a bucket boundary) the visit's mean is folded into its bucket,
-    and the offset for the new bucket is fixed: the bucket's mean less the series' level,
-    where the pattern is known (the bucket was seen in `min_visits` weeks) and explains the
-    series (over at least a week of known buckets, the error of the bucket means is below
-    `strength` times the error of the plain level). Elsewhere the offset is 0 and the
-    value passes unchanged.
+    Each tick the values are summed into the current visit; when the slot changes (the
+    tick's timestamp crosses a bucket boundary) the visit's mean is folded into its bucket
+    of the week and its bucket of the day, and the offset for the new slot is fixed: a
+    bucket's mean less the series' level, where that pattern is known (the bucket was seen
+    in `min_visits` weeks, or `day_min_visits` days) and explains the series (over at least
+    a week, or a day, of known buckets, the error of the bucket means is below `strength`
+    times the error of the plain level). Where both qualify, the one with the smaller error
+    wins. Elsewhere the offset is 0 and the value passes unchanged.
 
     Per tick this costs two passes over the values (three once some series has a pattern);
     the fold, once per bucket, a few more.
@@ -37,30 +51,36 @@ class SeasonalState:
 
     def __init__(self, shape: tuple[int, int], cfg: SeasonalConfig) -> None:
         self.cfg = cfg
-        b = cfg.buckets if cfg.enabled else 0
+        self.week = cfg.buckets if cfg.enabled else 0
+        self.day = cfg.day_buckets if cfg.enabled else 0
+        b = self.week + self.day
         self.profile = np.full((b, *shape), np.nan, STATE_DTYPE)
         self.visits = np.zeros((b, *shape), np.uint8)
         self.arrays: dict[str, F32] = {k: np.zeros(shape, STATE_DTYPE) for k in SEASONAL_FIELDS}
         self.offset = np.zeros(shape, STATE_DTYPE)
-        self.bucket = -1  # the bucket of the visit being summed, -1 before the first tick
+        self.kind = np.zeros(shape, np.uint8)  # NONE, WEEK or DAY: where the offset comes from
+        self.slot = -1  # the slot (bucket_s since the epoch) being summed, -1 before the first
         self._shifted = False  # whether any offset is not 0
         self._out = np.empty(shape, STATE_DTYPE)
 
-    def bucket_of(self, ts: float) -> int:
-        """The bucket of a Unix timestamp (buckets are aligned to the Unix epoch, in UTC)."""
-        return int(ts // self.cfg.bucket_s) % self.cfg.buckets
+    def buckets_of(self, slot: int) -> tuple[int, int]:
+        """The indices in `profile` of a slot's bucket of the week and of the day (-1 where
+        that baseline is off). Buckets are aligned to the Unix epoch, in UTC."""
+        w = slot % self.week if self.week else -1
+        d = self.week + slot % self.day if self.day else -1
+        return w, d
 
     def adjust(self, x: F32, valid: BoolArray, ts: float) -> F32:
         """Learn from this tick's valid values and return them less the seasonal offset (a
         buffer overwritten by the next call; cells not `valid` hold garbage)."""
         if not self.cfg.enabled or not np.isfinite(ts):
             return x
-        b = self.bucket_of(ts)
-        if b != self.bucket:
-            if self.bucket >= 0:
-                self._fold(self.bucket)
-            self.bucket = b
-            self._set_offset(b)
+        slot = int(ts // self.cfg.bucket_s)
+        if slot != self.slot:
+            if self.slot >= 0:
+                self._fold(self.slot)
+            self.slot = slot
+            self._set_offset(slot)
         # every cell is summed and the few without a value put back: cheaper than masking
         acc, acc_n = self.arrays["acc"], self.arrays["acc_n"]
         bad = np.flatnonzero(~valid)
@@ -73,57 +93,98 @@ class SeasonalState:
             return x
         return np.subtract(x, self.offset, out=self._out)
 
-    def _fold(self, b: int) -> None:
-        """Fold the visit summed so far into bucket `b`, and learn how well buckets explain
-        the series compared with its plain level."""
+    def _fold(self, slot: int) -> None:
+        """Fold the visit summed so far into the slot's buckets, and learn how well each
+        profile explains the series compared with its plain level."""
         a, cfg = self.arrays, self.cfg
         seen = a["acc_n"] > 0
         if seen.any():
             idx = np.flatnonzero(seen)
-            n_vis = a["acc_n"].reshape(-1)[idx]
-            vm = a["acc"].reshape(-1)[idx] / n_vis
-            prof, visits = self.profile[b].reshape(-1), self.visits[b].reshape(-1)
-            old, nv = prof[idx], visits[idx]
+            vm = a["acc"].reshape(-1)[idx] / a["acc_n"].reshape(-1)[idx]
             level = a["level"].reshape(-1)
-            known = nv >= cfg.min_visits
-            k = idx[known]
-            # running means at first, so one lucky early visit does not decide
-            err_n = a["err_n"].reshape(-1)
-            w = np.maximum(1.0 / (err_n[k] + 1.0), np.float32(cfg.error_rate))
-            err_n[k] += 1.0
-            for name, ref in (("err_seasonal", old[known]), ("err_level", level[k])):
-                err = a[name].reshape(-1)
-                d = vm[known] - ref
-                err[k] += w * (d * d - err[k])
+            w, d = self.buckets_of(slot)
+            if w >= 0:
+                self._learn(w, idx, vm, cfg.min_visits, WEEK_ERRORS)
+            if d >= 0:
+                self._learn(d, idx, vm, cfg.day_min_visits, DAY_ERRORS)
             # a running mean over the first visits, then an exponential one
             level_n = a["level_n"].reshape(-1)
             wl = np.maximum(1.0 / (level_n[idx] + 1.0), np.float32(cfg.level_rate))
             level[idx] += (wl * (vm - level[idx])).astype(STATE_DTYPE)
             level_n[idx] += 1.0
-            wb = np.maximum(1.0 / (nv.astype(STATE_DTYPE) + 1.0), np.float32(cfg.rate))
-            prof[idx] = np.where(nv == 0, vm, old + wb * (vm - old))
-            visits[idx] = np.minimum(nv, MAX_VISITS - 1) + 1
         a["acc"].fill(0.0)
         a["acc_n"].fill(0.0)
 
-    def _set_offset(self, b: int) -> None:
+    def _learn(
+        self, b: int, idx: npt.NDArray[np.intp], vm: F32, min_visits: int, names: tuple[str, ...]
+    ) -> None:
+        """Score bucket `b`'s mean and the level on the visit means `vm` of cells `idx`
+        (where the bucket is known), then fold the visit into the bucket."""
         a, cfg = self.arrays, self.cfg
-        use = self.visits[b] >= cfg.min_visits
-        # the errors are compared once they cover a whole week of known buckets
-        use &= a["err_n"] >= np.float32(cfg.buckets)
-        use &= a["err_seasonal"] < np.float32(cfg.strength) * a["err_level"]
-        np.subtract(self.profile[b], a["level"], out=self.offset)
-        np.copyto(self.offset, np.float32(0.0), where=~use)
-        self._shifted = bool(use.any())
+        prof, visits = self.profile[b].reshape(-1), self.visits[b].reshape(-1)
+        old, nv = prof[idx], visits[idx]
+        known = nv >= min_visits
+        k = idx[known]
+        err_seasonal, err_level, err_n = (a[name].reshape(-1) for name in names)
+        # running means at first, so one lucky early visit does not decide
+        w = np.maximum(1.0 / (err_n[k] + 1.0), np.float32(cfg.error_rate))
+        err_n[k] += 1.0
+        for err, ref in ((err_seasonal, old[known]), (err_level, a["level"].reshape(-1)[k])):
+            dv = vm[known] - ref
+            err[k] += w * (dv * dv - err[k])
+        wb = np.maximum(1.0 / (nv.astype(STATE_DTYPE) + 1.0), np.float32(cfg.rate))
+        prof[idx] = np.where(nv == 0, vm, old + wb * (vm - old))
+        visits[idx] = np.minimum(nv, MAX_VISITS - 1) + 1
 
-    def set_offset_array(self, offset: F32) -> None:
-        """Restore the current bucket's offsets (from saved state)."""
-        self.offset = offset
+    def _usable(
+        self, b: int, min_visits: int, n_buckets: int, names: tuple[str, str, str]
+    ) -> BoolArray:
+        """Cells where bucket `b`'s profile is known and explains the series."""
+        a = self.arrays
+        err, err_level, err_n = (a[name] for name in names)
+        use: BoolArray = self.visits[b] >= min_visits
+        # the errors are compared once they cover a whole period of known buckets
+        use &= err_n >= np.float32(n_buckets)
+        use &= err < np.float32(self.cfg.strength) * err_level
+        return use
+
+    def _set_offset(self, slot: int) -> None:
+        a, cfg = self.arrays, self.cfg
+        w, d = self.buckets_of(slot)
+        self.kind.fill(NONE)
+        self.offset.fill(0.0)
+        week = np.zeros(self.offset.shape, np.bool_)
+        if w >= 0:
+            week = self._usable(
+                w, cfg.min_visits, self.week, ("err_seasonal", "err_level", "err_n")
+            )
+        if d >= 0:
+            names = ("err_day", "err_level_day", "err_n_day")
+            day = self._usable(d, cfg.day_min_visits, self.day, names)
+            # where both explain the series, the one with the smaller error relative to the level
+            # (each is measured against the level over its own visits)
+            better = a["err_day"] * a["err_level"] < a["err_seasonal"] * a["err_level_day"]
+            day &= ~week | better
+            week &= ~day
+            np.subtract(self.profile[d], a["level"], out=self.offset, where=day)
+            self.kind[day] = DAY
+        if w >= 0:
+            np.subtract(self.profile[w], a["level"], out=self.offset, where=week)
+            self.kind[week] = WEEK
+        self._shifted = bool(self.offset.any())
+
+    def set_offset_array(self, offset: F32, kind: npt.NDArray[np.uint8]) -> None:
+        """Restore the current slot's offsets and where they come from (from saved state)."""
+        self.offset, self.kind = offset, kind
         self._shifted = bool(offset.any())
 
     def baseline_offset(self, i: int, j: int) -> float:
         """The offset applied to cell (i, j) in the current bucket (0 where none)."""
         return float(self.offset[i, j])
+
+    def baseline_kind(self, i: int, j: int) -> str:
+        """Which seasonal baseline cell (i, j) is judged against ("" where none)."""
+        return KIND_NAMES.get(int(self.kind[i, j]), "")
 
     def take(self, rows: npt.NDArray[np.intp], keep: BoolArray) -> None:
         """Re-index rows after an inventory change (see `TemporalState.take`)."""
@@ -132,6 +193,7 @@ class SeasonalState:
         for k, arr in self.arrays.items():
             self.arrays[k] = _take(arr, rows, keep, 0.0, axis=0)
         self.offset = _take(self.offset, rows, keep, 0.0, axis=0)
+        self.kind = _take(self.kind, rows, keep, NONE, axis=0)
         self._shifted = bool(self.offset.any())
         self._out = np.empty(self.offset.shape, STATE_DTYPE)
 

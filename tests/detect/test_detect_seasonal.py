@@ -1,10 +1,14 @@
-"""The time-of-week baseline: learned per bucket, used only where it explains the series."""
+"""The time-of-week and time-of-day baselines: learned per bucket, used only where they
+explain the series."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 from detect_frames import TICK_S, FrameMaker, inventory, normal_values
 
 from cdnops.config.detect import DetectConfig, SeasonalConfig
@@ -14,9 +18,12 @@ from cdnops.model import CONTRACT_METRICS, Detector
 
 COL = {name: j for j, name in enumerate(CONTRACT_METRICS)}
 LAT = COL["origin_latency_p99_ms"]
-# a short "week" so the tests run in a fraction of a second: 12 buckets of 3 ticks
-SHORT_WEEK = SeasonalConfig(bucket_s=3 * TICK_S, buckets=12)
+# a short "week" so the tests run in a fraction of a second: 12 buckets of 3 ticks (the
+# time-of-day baseline off, so these tests see the weekly one alone)
+SHORT_WEEK = SeasonalConfig(bucket_s=3 * TICK_S, buckets=12, day_buckets=0)
 PERIOD = 3 * 12  # ticks
+# a short "day" of the same 12 buckets inside a "week" seven times longer
+SHORT_DAY = SeasonalConfig(bucket_s=3 * TICK_S, buckets=7 * 12, day_buckets=12)
 
 
 def square(t: int) -> float:
@@ -64,7 +71,9 @@ def test_missing_values_are_not_summed_into_a_bucket() -> None:
     assert state.visits[0, 0, 1] == 0
 
 
-def run_latency(cfg: DetectConfig, anomaly_at: int, ticks: int) -> list[tuple[int, str, str]]:
+def run_latency(
+    cfg: DetectConfig, anomaly_at: int, ticks: int, kind: str = "time-of-week"
+) -> list[tuple[int, str, str]]:
     """One appliance (no peers to compare with) whose latency follows `square` gets the
     high value in a low half-period at `anomaly_at`. Returns (tick, metric, detector) of
     the anomalies entered."""
@@ -81,7 +90,7 @@ def run_latency(cfg: DetectConfig, anomaly_at: int, ticks: int) -> list[tuple[in
         entered += [(t, a.metric, a.detector) for a in r.entered]
         for a in r.entered:
             if a.metric == "origin_latency_p99_ms" and cfg.seasonal.enabled:
-                assert "time-of-week baseline" in a.explanation
+                assert f"{kind} baseline" in a.explanation
     return entered
 
 
@@ -116,7 +125,87 @@ def test_seasonal_state_is_saved_and_restored(tmp_path: Path) -> None:
     restored = DetectionEngine.load(path, cfg, maker.metrics)
     assert np.array_equal(restored.seasonal.profile, engine.seasonal.profile, equal_nan=True)
     assert np.array_equal(restored.seasonal.visits, engine.seasonal.visits)
-    assert restored.seasonal.bucket == engine.seasonal.bucket
+    assert np.array_equal(restored.seasonal.kind, engine.seasonal.kind)
+    assert restored.seasonal.slot == engine.seasonal.slot
     frame = maker.frame(normal_values(3, rng))
     a, b = engine.update(frame), restored.update(frame)
     assert np.array_equal(a.scores, b.scores, equal_nan=True)
+
+
+def test_a_daily_pattern_is_taken_out_after_a_few_days_long_before_weeks() -> None:
+    rng = np.random.default_rng(5)
+    state = SeasonalState((1, 1), SHORT_DAY)
+    values = [square(t) + rng.normal() for t in range(5 * PERIOD)]
+    out = feed(state, values)
+    # two days to know each bucket, a third to measure the errors: then the day's pattern
+    # is used, while the week's buckets have not even been seen once
+    assert out[: 2 * PERIOD] == [np.float32(v) for v in values[: 2 * PERIOD]]
+    late = np.array(out[4 * PERIOD :])
+    assert np.abs(late - 140.0).max() < 8.0
+    assert state.kind[0, 0] == 2  # DAY
+    assert int(state.visits[: 7 * 12].max()) == 1
+
+
+def test_a_weekly_pattern_that_the_day_buckets_average_out_keeps_the_weekly_baseline() -> None:
+    # high on the first "day" of each "week" only: the day's buckets average it out
+    week = 7 * PERIOD
+
+    def weekly(t: int) -> float:
+        return 300.0 if t % week < PERIOD else 100.0
+
+    rng = np.random.default_rng(6)
+    state = SeasonalState((1, 1), SHORT_DAY)
+    values = [weekly(t) + rng.normal() for t in range(4 * week)]
+    out = feed(state, values)
+    assert state.kind[0, 0] == 1  # WEEK
+    late = np.array(out[-week:])
+    assert np.abs(late - late.mean()).max() < 10.0
+
+
+def test_a_value_normal_at_another_time_of_day_is_an_anomaly() -> None:
+    cfg = DetectConfig(seasonal=SHORT_DAY)
+    at = 6 * PERIOD + 3 * PERIOD // 4  # the middle of a low half, in the first "week"
+    entered = run_latency(cfg, at, at + 6, kind="time-of-day")
+    lat = [(t, d) for t, m, d in entered if m == "origin_latency_p99_ms"]
+    assert lat
+    assert lat[0][0] - at <= 3
+    assert lat[0][1] == Detector.TEMPORAL
+
+
+def test_a_repeating_daily_pattern_raises_nothing() -> None:
+    cfg = DetectConfig(seasonal=SHORT_DAY)
+    entered = run_latency(cfg, 10**9, 7 * PERIOD, kind="time-of-day")
+    assert [e for e in entered if e[1] == "origin_latency_p99_ms" and e[0] > 3 * PERIOD] == []
+
+
+def test_a_state_file_of_the_previous_format_starts_cold(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    maker = FrameMaker(inventory([("sea01", 2)]))
+    cfg = DetectConfig(seasonal=SHORT_DAY)
+    engine = DetectionEngine(cfg, maker.metrics)
+    rng = np.random.default_rng(7)
+    for _ in range(PERIOD):
+        engine.update(maker.frame(normal_values(2, rng)))
+    path = tmp_path / "state.npz"
+    engine.save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["version"] = 3
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with caplog.at_level(logging.WARNING, logger="cdnops.detect"):
+        restored = DetectionEngine.load(path, cfg, maker.metrics)
+    assert "starting cold" in caplog.text
+    assert "format version 3" in caplog.text
+    assert restored.ids == ()
+    assert restored.seasonal.slot == -1
+    assert restored.seasonal.visits.size == 0
+
+
+def test_too_many_buckets_for_the_state_budget_are_refused() -> None:
+    with pytest.raises(ValueError, match="buckets \\+ day_buckets must not exceed 700"):
+        SeasonalConfig(buckets=672, day_buckets=48)
+    assert SeasonalConfig(buckets=672, day_buckets=0).buckets == 672
