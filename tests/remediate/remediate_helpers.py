@@ -27,6 +27,7 @@ from cdnops.model import (
 from cdnops.remediate.audit import RemediationBus, RemediationEvent
 from cdnops.remediate.engine import Remediator
 from cdnops.remediate.loader import PlaybookSet, load_playbooks
+from cdnops.sim.server import SimServer
 from cdnops.store.db import Store
 
 TOKEN = "remediate-token"
@@ -143,6 +144,21 @@ def config(**overrides: Any) -> RemediateConfig:
     """Fast settings for tests."""
     base: dict[str, Any] = {"action_poll_interval_s": 0.02, "cooldown_s": 60.0}
     return RemediateConfig.model_validate({**base, **overrides})
+
+
+def site_ids(sim: SimServer) -> tuple[str, list[str]]:
+    """The first site of the simulated fleet and its appliances."""
+    site = str(sim.inventory()[0]["site"])
+    return site, [str(a["id"]) for a in sim.inventory() if a["site"] == site]
+
+
+def actions(sim: SimServer) -> list[tuple[str, str]]:
+    """(appliance, action) of every action the simulator received, in order."""
+    return [
+        (str(r["appliance"]), str(r["action"]))
+        for r in sim.truth
+        if r["event"] == "action_received"
+    ]
 
 
 class Clock:

@@ -11,6 +11,7 @@ from remediate_helpers import (
     TOKEN,
     Clock,
     Frames,
+    actions,
     config,
     incident,
     inventory_of,
@@ -37,14 +38,6 @@ def site_of(sim: SimServer) -> str:
 
 def ids(sim: SimServer) -> list[str]:
     return [str(a["id"]) for a in sim.inventory() if a["site"] == site_of(sim)]
-
-
-def actions(sim: SimServer) -> list[tuple[str, str]]:
-    return [
-        (str(r["appliance"]), str(r["action"]))
-        for r in sim.truth
-        if r["event"] == "action_received"
-    ]
 
 
 async def test_restart_runs_and_timeline_reads_back(sim: SimServer, tmp_path: Path) -> None:

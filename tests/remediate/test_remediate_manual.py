@@ -9,11 +9,13 @@ import pytest
 from remediate_helpers import (
     TOKEN,
     Frames,
+    actions,
     config,
     incident,
     inventory_of,
     playbooks,
     remediator,
+    site_ids,
 )
 
 from cdnops.incidents.model import Scope
@@ -44,19 +46,6 @@ async def sim() -> AsyncIterator[SimServer]:
     spec = SimSpec(appliances=8, sites=2, seed=7, action_delay_scale=0.01)
     async with SimServer(spec, token=TOKEN) as s:
         yield s
-
-
-def site_ids(sim: SimServer) -> tuple[str, list[str]]:
-    site = str(sim.inventory()[0]["site"])
-    return site, [str(a["id"]) for a in sim.inventory() if a["site"] == site]
-
-
-def actions(sim: SimServer) -> list[tuple[str, str]]:
-    return [
-        (str(r["appliance"]), str(r["action"]))
-        for r in sim.truth
-        if r["event"] == "action_received"
-    ]
 
 
 async def test_a_manual_run_is_audited_with_who_asked(sim: SimServer, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from remediate_helpers import (
     inventory_of,
     playbooks,
     remediator,
+    site_ids,
     tick_until_idle,
 )
 
@@ -37,11 +38,6 @@ async def sim() -> AsyncIterator[SimServer]:
     spec = SimSpec(appliances=16, sites=2, seed=5, action_delay_scale=0.01)
     async with SimServer(spec, token=TOKEN) as s:
         yield s
-
-
-def site_ids(sim: SimServer) -> tuple[str, list[str]]:
-    site = str(sim.inventory()[0]["site"])
-    return site, [str(a["id"]) for a in sim.inventory() if a["site"] == site]
 
 
 def nightly(site: str, line: str = "0 3 * * *") -> str:
