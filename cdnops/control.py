@@ -242,15 +242,14 @@ class Control:
     # -- executions -----------------------------------------------------------------
     def executions(self, *, status: str | None, limit: int) -> list[ExecutionRow]:
         """The latest executions (of one status if given), newest first."""
-        rows = self.store.executions(status=status)
-        return rows[::-1][:limit]
+        return self.store.executions(status=status, newest=limit)[::-1]
 
     def execution(self, execution_id: str) -> tuple[ExecutionRow, list[AuditRow]]:
         """One execution with its audit lines (raises NotFoundError)."""
-        row = next((r for r in self.store.executions() if r.id == execution_id), None)
-        if row is None:
+        rows = self.store.executions(execution_id=execution_id)
+        if not rows:
             raise NotFoundError(f"no execution {execution_id}")
-        return row, self.store.audit(execution_id)
+        return rows[0], self.store.audit(execution_id)
 
     # -- playbooks ------------------------------------------------------------------
     def _remediation(self) -> Remediator:

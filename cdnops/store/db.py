@@ -339,13 +339,33 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: cannot write remediation: {exc}") from exc
 
-    def executions(self, *, status: str | None = None) -> list[ExecutionRow]:
-        """Executions (of one status if given), oldest first."""
+    def executions(
+        self,
+        *,
+        status: str | None = None,
+        execution_id: str | None = None,
+        newest: int | None = None,
+    ) -> list[ExecutionRow]:
+        """Executions, oldest first: of one status, or the one with an id, if given; with
+        `newest`, only that many of the most recent (still oldest first)."""
         query = "SELECT * FROM executions"
-        params: tuple[str, ...] = ()
+        where: list[str] = []
+        params: list[Any] = []
         if status is not None:
-            query, params = query + " WHERE status = ?", (status,)
-        rows = self._rows(query + " ORDER BY started_ts, id", params)
+            where.append("status = ?")
+            params.append(status)
+        if execution_id is not None:
+            where.append("id = ?")
+            params.append(execution_id)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        if newest is None:
+            query += " ORDER BY started_ts, id"
+        else:
+            query = f"SELECT * FROM ({query} ORDER BY started_ts DESC, id DESC LIMIT ?)"
+            query += " ORDER BY started_ts, id"
+            params.append(newest)
+        rows = self._rows(query, tuple(params))
         return [
             ExecutionRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), float(r[7]),
                          None if r[8] is None else float(r[8]), r[9])

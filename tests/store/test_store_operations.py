@@ -101,3 +101,18 @@ def test_prune_forgets_only_what_ended_before_the_cutoff(tmp_path: Path) -> None
         assert [a.fingerprint for a in store.alerts()] == ["fp-firing"]
         assert store.cooldowns(now=0.0) == {("pb", "edge-1"): 1e12}
         assert store.prune(before_ts=100.0) == dict.fromkeys(removed, 0)
+
+
+def test_executions_by_id_and_the_newest_few(tmp_path: Path) -> None:
+    with Store(tmp_path / "state.db") as store:
+        rows = [
+            ExecutionRow(f"e{i}", "pb", "inc", f"edge-{i}", "sea01",
+                         "running" if i % 2 else "succeeded", False, float(i), None, "")
+            for i in range(6)
+        ]  # fmt: skip
+        store.write_remediation(rows)
+        assert [e.id for e in store.executions(newest=3)] == ["e3", "e4", "e5"]
+        assert [e.id for e in store.executions(status="running", newest=2)] == ["e3", "e5"]
+        assert store.executions(execution_id="e2") == [rows[2]]
+        assert store.executions(execution_id="nope") == []
+        assert len(store.executions()) == 6
