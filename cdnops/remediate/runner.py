@@ -18,7 +18,7 @@ from cdnops.config.remediate import RemediateConfig
 from cdnops.errors import ApplianceError
 from cdnops.incidents.model import Incident, Scope
 from cdnops.incidents.silences import Silence
-from cdnops.model import Appliance, FleetFrame
+from cdnops.model import Appliance, FleetFrame, PollFailure
 from cdnops.remediate.actions import (
     EscalateParams,
     HttpParams,
@@ -374,6 +374,11 @@ class Runner:
             fi = await self.d.feed.next(left)  # only frames polled after the step started
             if fi is None:
                 break
+            row = fi.rows.get(ex.subject)
+            if row is not None and fi.frame.failure[row] == PollFailure.NOT_POLLED:
+                # no answer completed in this tick (a poll across the boundary lands in the
+                # next one): no news about the condition, so a hold is not broken by it
+                continue
             try:
                 holds = cs.condition.evaluate(self.context(ex))
             except TemplateError as exc:

@@ -52,6 +52,7 @@ class Frames:
         states: Mapping[str, ApplianceState] | None = None,
         down: tuple[str, ...] = (),
         services: Mapping[str, Mapping[str, ServiceStatus]] | None = None,
+        not_polled: tuple[str, ...] = (),
     ) -> FleetFrame:
         n = len(self.inv.appliances)
         sites = self.inv.sites
@@ -64,6 +65,10 @@ class Frames:
         for aid in down:
             failure[index[aid]] = PollFailure.TIMEOUT
             state[index[aid]] = ApplianceState.UNKNOWN
+        for aid in not_polled:  # no answer completed in this tick: nothing known
+            failure[index[aid]] = PollFailure.NOT_POLLED
+            state[index[aid]] = ApplianceState.UNKNOWN
+            status[index[aid]] = ServiceStatus.ABSENT
         for aid, per in (services or {}).items():
             for name, svc in per.items():
                 status[index[aid], SERVICES.index(name)] = svc.value

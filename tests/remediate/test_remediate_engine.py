@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -291,6 +292,28 @@ async def test_verify_escalation_ladder(sim: SimServer, tmp_path: Path) -> None:
             "step_started", "escalated", "step_finished", "execution_finished"
         ]  # fmt: skip
     assert actions(sim) == [(target, "restart_service"), (target, "collect_diagnostics")]
+
+
+async def test_verify_hold_is_not_broken_by_a_tick_without_an_answer(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    # every third tick has no answer from the appliance (its poll lands in the next tick):
+    # counted as "false", no run of good ticks would ever last the 0.5 s hold
+    text = """\
+    name: hold
+    trigger: {kind: service_failed}
+    steps:
+      - action: verify
+        params: {condition: "appliance.services.nginx == 'running'", within_s: 2, hold_s: 0.5}
+    """
+    frames = Frames(inventory_of(sim.inventory()))
+    target, site = ids(sim)[3], site_of(sim)
+    inc = incident(target, site)
+    pattern = itertools.cycle([(), (), (target,)])
+    async with remediator(tmp_path / "s.db", playbooks(tmp_path, text), config()) as (rem, ev):
+        rem.tick(frames.frame(), [inc], [inc])
+        await tick_until_idle(rem, lambda: frames.frame(not_polled=next(pattern)))
+    assert [e.detail.get("ok") for e in ev if e.event == "verified"] == [True]
 
 
 async def test_shutdown_grace_interrupts_and_records(sim: SimServer, tmp_path: Path) -> None:
