@@ -5,7 +5,7 @@ Shared by the test folders (pytest puts `tests/` on the path through its conftes
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from cdnops.model import (
     Anomaly,
     Appliance,
     ApplianceState,
+    DetectionResult,
     Detector,
     FleetFrame,
     Inventory,
@@ -127,3 +128,32 @@ def anomaly(
     return Anomaly(
         appliance, appliance.split("-")[0], metric, detector, 200.0, 80.0, score, since, "test"
     )
+
+
+class ActiveAnomalies:
+    """The anomalies active tick after tick, turned into each tick's DetectionResult the way
+    detection reports them: an anomaly that stays active keeps its first object (and
+    `since_ts`), and `entered` / `cleared` are the differences from the tick before."""
+
+    def __init__(self) -> None:
+        self.active: dict[tuple[str, str], Anomaly] = {}
+
+    def result(
+        self, frame: FleetFrame, active: Iterable[Anomaly], firing: Iterable[str] = ()
+    ) -> DetectionResult:
+        """This tick's result; the appliances of `active` and of `firing` fire in it."""
+        now = {(a.appliance, a.metric): a for a in active}
+        merged = {k: self.active.get(k, a) for k, a in now.items()}
+        entered = tuple(a for k, a in merged.items() if k not in self.active)
+        cleared = tuple(a for k, a in self.active.items() if k not in merged)
+        self.active = merged
+        hot = {a.appliance for a in merged.values()} | set(firing)
+        return DetectionResult(
+            frame.ts,
+            frame.seq,
+            np.zeros(frame.values.shape),
+            tuple(merged.values()),
+            entered,
+            cleared,
+            firing=np.array([a.id in hot for a in frame.inventory.appliances], dtype=bool),
+        )

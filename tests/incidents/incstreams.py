@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from fleetkit import LATENCY, T0, Clock, make_frame
+from fleetkit import LATENCY, T0, ActiveAnomalies, Clock, make_frame
 from prometheus_client import CollectorRegistry
 
 from cdnops.config.incidents import IncidentsConfig
@@ -19,7 +19,6 @@ from cdnops.incidents.tracker import IncidentTracker
 from cdnops.model import (
     Anomaly,
     ApplianceState,
-    DetectionResult,
     Inventory,
 )
 from cdnops.store.db import Store
@@ -38,7 +37,7 @@ class Harness:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     events: list[IncidentEvent] = field(default_factory=list)
     seq: int = 0
-    _active: dict[tuple[str, str], Anomaly] = field(default_factory=dict)
+    _active: ActiveAnomalies = field(default_factory=ActiveAnomalies)
 
     def __post_init__(self) -> None:
         self.store = Store(self.store_path)
@@ -63,24 +62,8 @@ class Harness:
         (evidence detection has not confirmed yet)."""
         self.seq += 1
         self.clock.now += TICK_S
-        now_active = {(a.appliance, a.metric): a for a in active}
-        # An anomaly that stays active keeps its first object (and `since_ts`).
-        merged = {k: self._active.get(k, a) for k, a in now_active.items()}
-        entered = tuple(a for k, a in merged.items() if k not in self._active)
-        cleared = tuple(a for k, a in self._active.items() if k not in merged)
-        self._active = merged
         frame = make_frame(self.inv, self.clock.now, self.seq, states, values)
-        n, m = frame.values.shape
-        hot = {a.appliance for a in merged.values()} | set(firing)
-        result = DetectionResult(
-            self.clock.now,
-            self.seq,
-            np.zeros((n, m)),
-            tuple(merged.values()),
-            entered,
-            cleared,
-            firing=np.array([a.id in hot for a in self.inv.appliances], dtype=bool),
-        )
+        result = self._active.result(frame, active, firing)
         self.tracker.update(frame, result)
 
     def ticks(self, count: int, active: Sequence[Anomaly] = ()) -> None:

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from fleetkit import Clock, make_frame, make_inventory
+from fleetkit import ActiveAnomalies, Clock, make_frame, make_inventory
 from prometheus_client import CollectorRegistry
 
 from cdnops.config.incidents import IncidentsConfig, TriageConfig
@@ -19,7 +18,6 @@ from cdnops.incidents.tracker import IncidentTracker
 from cdnops.intake.alertmanager import AlertmanagerIntake, IntakeResult
 from cdnops.model import (
     Anomaly,
-    DetectionResult,
     Inventory,
 )
 from cdnops.store.db import Store
@@ -84,7 +82,7 @@ class Rig:
     clock: Clock = field(default_factory=Clock)
     events: list[IncidentEvent] = field(default_factory=list)
     seq: int = 0
-    _active: dict[tuple[str, str], Anomaly] = field(default_factory=dict)
+    _active: ActiveAnomalies = field(default_factory=ActiveAnomalies)
 
     def __post_init__(self) -> None:
         self.start()
@@ -111,16 +109,8 @@ class Rig:
         """Advance the clock one tick and feed the tracker a frame and a detection result."""
         self.seq += 1
         self.clock.now += TICK_S
-        now_active = {(a.appliance, a.metric): a for a in active}
-        merged = {k: self._active.get(k, a) for k, a in now_active.items()}
-        entered = tuple(a for k, a in merged.items() if k not in self._active)
-        cleared = tuple(a for k, a in self._active.items() if k not in merged)
-        self._active = merged
         f = make_frame(self.inv, self.clock.now, self.seq)
-        n, m = f.values.shape
-        result = DetectionResult(
-            self.clock.now, self.seq, np.zeros((n, m)), tuple(merged.values()), entered, cleared
-        )
+        result = self._active.result(f, active)
         self.tracker.update(f, result)
 
     def ticks(self, count: int, active: Iterable[Anomaly] = ()) -> None:
