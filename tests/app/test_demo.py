@@ -9,32 +9,23 @@ import sys
 from pathlib import Path
 
 
-def test_demo_polls_and_says_where_to_look(tmp_path: Path) -> None:
+def demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`cdnops demo` with 20 appliances in 2 sites on a free port, as a subprocess; the
+    appliance token is left for the demo to make."""
     env = {k: v for k, v in os.environ.items() if k != "CDNOPS_APPLIANCE_TOKEN"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cdnops",
-            "demo",
-            "--appliances",
-            "20",
-            "--sites",
-            "2",
-            "--no-faults",
-            "--http-port",
-            "0",
-            "--duration",
-            "5",
-            "--workdir",
-            str(tmp_path),
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "cdnops", "demo", "--appliances", "20", "--sites", "2",
+         "--http-port", "0", "--workdir", str(workdir), *args],
         capture_output=True,
         text=True,
         timeout=60,
         env=env,
         check=False,
-    )
+    )  # fmt: skip
+
+
+def test_demo_polls_and_says_where_to_look(tmp_path: Path) -> None:
+    proc = demo(tmp_path, "--no-faults", "--duration", "5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "cdnops demo: 20 simulated appliances" in proc.stdout
     assert "daemon metrics:      curl http://127.0.0.1:" in proc.stdout
@@ -57,28 +48,7 @@ def test_demo_polls_and_says_where_to_look(tmp_path: Path) -> None:
 
 
 def test_demo_scenario_needs_the_default_fleet(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cdnops",
-            "demo",
-            "--appliances",
-            "20",
-            "--sites",
-            "2",
-            "--http-port",
-            "0",
-            "--duration",
-            "1",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = demo(tmp_path, "--duration", "1")
     assert proc.returncode == 2
     assert "unknown appliance or site" in proc.stderr
     assert "try --no-faults" in proc.stderr
