@@ -108,6 +108,8 @@ def poller_options(settings: Settings) -> PollerOptions:
         concurrency=p.concurrency,
         max_body_bytes=p.max_body_bytes,
         metrics=tuple(p.metrics),
+        confirm_retries=p.confirm_retries,
+        retry_delay_s=p.retry_delay_s,
     )
 
 

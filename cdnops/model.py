@@ -137,6 +137,10 @@ class FleetFrame:
     uptime_s: FloatArray  # (n,) NaN when unknown
     services: tuple[str, ...]  # service names seen so far, column order of `service_status`
     service_status: CodeArray  # (n, s) ServiceStatus
+    # (n,) consecutive failed polls of each appliance up to this tick, 0 after a good one;
+    # more than one per tick when the poller re-polls to confirm a failure. None (frames
+    # built elsewhere, e.g. `cdnops detect`): detection counts failed ticks instead.
+    fail_streak: IntArray | None = None
 
     @property
     def n(self) -> int:

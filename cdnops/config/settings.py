@@ -46,6 +46,7 @@ MetricName = Annotated[str, AfterValidator(_metric_name)]
 
 # Durations: strict, so that `5m` or `true` are errors rather than guesses.
 Seconds = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
+Delay = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
@@ -62,6 +63,8 @@ class PollSettings(_Model):
     max_body_bytes: int = Field(default=65536, ge=1024, strict=True)
     metrics: tuple[MetricName, ...] = Field(default=CONTRACT_METRICS, min_length=1)
     health_format: HealthFormat = HealthFormat.JSON
+    confirm_retries: int = Field(default=2, ge=0, le=10, strict=True)
+    retry_delay_s: Delay | None = None  # None: a tenth of interval_s
 
     @field_validator("timeout_s")
     @classmethod
@@ -71,6 +74,17 @@ class PollSettings(_Model):
             raise ValueError(
                 f"must be less than poll.interval_s ({interval:g}), got {value:g}: "
                 "a poll must end before the next one starts"
+            )
+        return value
+
+    @field_validator("retry_delay_s")
+    @classmethod
+    def _retry_below_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("interval_s")
+        if value is not None and interval is not None and value >= interval:
+            raise ValueError(
+                f"must be less than poll.interval_s ({interval:g}), got {value:g}: "
+                "a confirmation re-poll comes before the next interval"
             )
         return value
 

@@ -96,7 +96,8 @@ class DetectionEngine:
         self.temporal = TemporalState((n, m), self._params)
         self.seasonal = SeasonalState((n, m), self.config.seasonal)
         self.trend = TrendState((n, k), self.config.trend_ticks)
-        self.reach_runs = np.zeros(n, np.int32)
+        self.reach_runs = np.zeros(n, np.int32)  # consecutive ticks with a failed poll
+        self.reach_polls = np.zeros(n, np.int32)  # consecutive failed polls, this tick
         # per counter column: ticks since it last rose, and the rate it rose at then
         kc = len(self.counter_cols)
         self.counter_quiet = np.full((n, kc), QUIET_NEVER, np.int32)
@@ -131,8 +132,12 @@ class DetectionEngine:
         m_in, m_out = self.h_metric.update(fired)
         down = frame.failure != PollFailure.OK
         count_runs(self.reach_runs, down)
+        no_news = frame.failure == PollFailure.NOT_POLLED
+        self._count_polls(frame, no_news)
         unreachable = self.config.reachability.enabled & (
-            self.reach_runs >= self._reach_thr[frame.failure]
+            (self.reach_polls >= self._reach_thr[frame.failure])
+            # a tick without a finished poll neither confirms nor clears an unreachable one
+            | (no_news & self.h_reach.active)
         )
         r_in, r_out = self.h_reach.update(unreachable)
         failed = failed_services(frame.service_status, self._svc_cols, len(self._services))
@@ -146,6 +151,17 @@ class DetectionEngine:
         firing |= down
         firing |= failed.any(axis=1)
         return replace(result, firing=firing)
+
+    def _count_polls(self, frame: FleetFrame, no_news: BoolArray) -> None:
+        """Consecutive failed polls: the poller's count where it gives one (its re-polls
+        confirm a failure within a tick), never fewer than the failed ticks; a tick without
+        a finished poll (`not_polled`) counts as one."""
+        streak = frame.fail_streak
+        if streak is None or streak.shape != self.reach_runs.shape:
+            np.copyto(self.reach_polls, self.reach_runs)
+            return
+        np.maximum(streak, self.reach_runs, out=self.reach_polls)
+        np.copyto(self.reach_polls, self.reach_runs, where=no_news)
 
     def _tick_time(self, ts: float) -> None:
         if self._last_ts is not None and ts > self._last_ts:
@@ -352,6 +368,7 @@ class DetectionEngine:
             setattr(self.trend, name, new)
         for name, fill in (
             ("reach_runs", 0),
+            ("reach_polls", 0),
             ("service_runs", 0),
             ("counter_quiet", QUIET_NEVER),
             ("counter_rate", 0),

@@ -223,9 +223,10 @@ class Reporter:
 
     def _reach(self, frame: FleetFrame, i: int) -> Anomaly:
         e = self.engine
-        runs, reason = int(e.reach_runs[i]), PollFailure(int(frame.failure[i])).reason
-        # the first failed poll of the run that crossed the threshold
-        base = self._new(frame, i, "reachability", Detector.REACHABILITY, runs - 1)
+        runs, reason = int(e.reach_polls[i]), PollFailure(int(frame.failure[i])).reason
+        # the tick of the first failed poll of the run that crossed the threshold
+        ticks = int(e.reach_runs[i])
+        base = self._new(frame, i, "reachability", Detector.REACHABILITY, ticks - 1)
         limit = float(e._reach_thr[int(frame.failure[i])])
         return replace(
             base, value=float(runs), baseline=limit, explanation=explain.reachability(runs, reason)

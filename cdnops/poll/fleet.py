@@ -61,6 +61,8 @@ class FleetArrays:
         self.rates = CounterRates(n, len(self.counter_cols))
         self._m = len(metrics)
         self._blank = array("d", [math.nan]) * self._m
+        # consecutive failed polls per row: carried across ticks, unlike the tick's slots
+        self._streak = array("i", [0]) * n
         self._clear()
 
     def _clear(self) -> None:
@@ -83,6 +85,7 @@ class FleetArrays:
         self._failure[row] = 0
         self._state[row] = state
         self._services[row] = services
+        self._streak[row] = 0
 
     def fail(self, row: int, failure: int) -> None:
         """Store a failed poll: nothing is known about the appliance for this tick."""
@@ -93,6 +96,11 @@ class FleetArrays:
         self._failure[row] = failure
         self._state[row] = _UNKNOWN
         self._services[row] = _NO_SERVICES
+        self._streak[row] += 1
+
+    def streak(self, row: int) -> int:
+        """Consecutive failed polls of a row so far."""
+        return self._streak[row]
 
     def snapshot(self, ts: float, seq: int) -> tuple[FleetFrame, int]:
         """The tick as a frame, and how many counters reset; then start a fresh tick."""
@@ -119,6 +127,7 @@ class FleetArrays:
             uptime_s=np.frombuffer(self._uptime, dtype=np.float64).copy(),
             services=tuple(self.catalog.names),
             service_status=status,
+            fail_streak=np.frombuffer(self._streak, dtype=np.int32).copy(),
         )
         self._clear()
         return frame, resets
@@ -152,7 +161,7 @@ class FleetArrays:
         for i, r in enumerate(rows):
             if r is not None:
                 out._values[i * m : i * m + m] = self._values[r * m : r * m + m]
-        for name in ("_ts", "_uptime", "_failure", "_state", "_services"):
+        for name in ("_ts", "_uptime", "_failure", "_state", "_services", "_streak"):
             old, new = getattr(self, name), getattr(out, name)
             for i, r in enumerate(rows):
                 if r is not None:

@@ -39,6 +39,10 @@ class PollerOptions:
     max_body_bytes: int = 65536
     metrics: tuple[str, ...] = CONTRACT_METRICS
     frame_queue_size: int = 4
+    # a failed poll is confirmed by up to this many re-polls, `retry_delay_s` apart, before
+    # the next interval: a dead appliance is known within a few timeouts, not intervals
+    confirm_retries: int = 2
+    retry_delay_s: float | None = None  # None: a tenth of the interval
 
     def __post_init__(self) -> None:
         problems = [
@@ -51,11 +55,21 @@ class PollerOptions:
                 ("max_body_bytes must be >= 1", self.max_body_bytes >= 1),
                 ("metrics must be distinct", len(set(self.metrics)) == len(self.metrics)),
                 ("frame_queue_size must be >= 1", self.frame_queue_size >= 1),
+                ("confirm_retries must be >= 0", self.confirm_retries >= 0),
+                (
+                    "retry_delay_s must be >= 0 and below interval_s",
+                    self.retry_delay_s is None or 0 <= self.retry_delay_s < self.interval_s,
+                ),
             )
             if not ok
         ]
         if problems:
             raise ValueError("invalid poller options: " + "; ".join(problems))
+
+    @property
+    def retry_delay(self) -> float:
+        """Seconds from a failed poll's end to its confirmation re-poll."""
+        return self.interval_s / 10 if self.retry_delay_s is None else self.retry_delay_s
 
 
 class PollObserver(Protocol):
@@ -119,6 +133,7 @@ class Poller:
         self._ticks_skipped = 0
         self._frames_dropped = 0
         self._resets = 0
+        self._retries = 0
 
     # lifecycle
 
@@ -271,12 +286,25 @@ class Poller:
         if failure:
             self._fleet.fail(row, failure)
         self._counts[failure] += 1
+        if not failure:
+            target.retries = 0
+        elif target.retries < self.options.confirm_retries and self._loop_task is not None:
+            target.retries += 1
+            asyncio.get_running_loop().call_later(self.options.retry_delay, self._confirm, target)
         if failure != target.last:
             log_transition(target, failure, detail)
             target.last = failure
         if self._observer is not None and self._fetcher is not None:
             duration = self._fetcher.now() - target.started
             self._observer.poll_done(target.appliance.site, FAILURES[failure], duration)
+
+    def _confirm(self, target: Target) -> None:
+        """Re-poll an appliance whose poll failed, before its next turn: a dead appliance
+        then takes `confirm_retries` + 1 polls within the interval to be known, not as
+        many intervals (the consecutive failures detection asks for stay the same)."""
+        if self._state is _State.RUNNING and not target.removed and not target.in_flight:
+            self._retries += 1
+            self._start(target)
 
     # ticks
 
@@ -377,6 +405,7 @@ class Poller:
             frames_dropped=self._frames_dropped,
             skipped_in_flight=self._skipped_in_flight,
             counter_resets=self._resets,
+            confirm_retries=self._retries,
             connections_opened=fetch.opened if fetch else 0,
             connections_reused=fetch.reused if fetch else 0,
             connections_retried=fetch.retried if fetch else 0,

@@ -28,6 +28,7 @@ class PollStats:
     connections_opened: int = 0
     connections_reused: int = 0
     connections_retried: int = 0  # a kept-alive connection was found closed: sent again
+    confirm_retries: int = 0  # re-polls that confirm a failed poll before the next interval
 
 
 def log_transition(target: Target, failure: int, detail: str) -> None:

@@ -40,6 +40,7 @@ class Target:
         "phase",
         "prometheus",
         "removed",
+        "retries",
         "row",
         "started",
     )
@@ -51,6 +52,7 @@ class Target:
         self.removed = False
         self.started = 0.0
         self.last = -1  # PollFailure of the last poll; -1 before the first
+        self.retries = 0  # confirmation re-polls since the last good poll
         self.batch: Batch | None = None
         self.done: Done = _unbound
         self.appliance = appliance

@@ -25,7 +25,7 @@ COMMENTED_ALTERNATIVES = {"appliance_token.file"}
 # Lists of items whose default is empty: their item keys are shown in a commented example.
 COMMENTED_EXAMPLES = {"incidents.silences"}
 # Optional settings, absent by default: shown commented out, every key of them.
-COMMENTED_OPTIONAL = {"mqtt", "api.write_token"}
+COMMENTED_OPTIONAL = {"mqtt", "api.write_token", "poll.retry_delay_s"}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -113,7 +113,7 @@ def test_several_errors_are_all_reported_in_file_order() -> None:
         f"{path}:5:19: shutdown_grace_s: must be a number > 0, got -1",
         f'{path}:7:15: poll.interval_s: must be a number > 0, got "5m"',
         f"{path}:9:3: poll.concurency: unknown key (valid keys here: {valid_poll}, "
-        'health_format); did you mean "concurrency"?',
+        'health_format, confirm_retries, retry_delay_s); did you mean "concurrency"?',
         f"{path}:10:19: poll.max_body_bytes: must be an integer >= 1024, got 100",
         f"{path}:12:11: http.listen: must be an IP address such as 127.0.0.1, 0.0.0.0 or ::, "
         'got "localhost"',
@@ -143,6 +143,14 @@ def test_timeout_must_be_below_interval(tmp_path: Path) -> None:
     ]
 
 
+def test_retry_delay_must_be_below_interval(tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL + "poll:\n  interval_s: 2\n  retry_delay_s: 2.5\n")
+    assert _messages(path) == [
+        f"{path}:5:18: poll.retry_delay_s: must be less than poll.interval_s (2), got 2.5: "
+        "a confirmation re-poll comes before the next interval"
+    ]
+
+
 def test_metrics_are_names_and_unique(tmp_path: Path) -> None:
     path = _write(tmp_path, MINIMAL + "poll:\n  metrics: [cpu_util, mem_util, cpu_util]\n")
     assert _messages(path) == [
@@ -166,7 +174,8 @@ def test_metrics_are_names_and_unique(tmp_path: Path) -> None:
         (
             "poll: 10",
             "3:7: poll: must be a mapping with the keys interval_s, timeout_s, "
-            "connect_timeout_s, concurrency, max_body_bytes, metrics, health_format, got 10",
+            "connect_timeout_s, concurrency, max_body_bytes, metrics, health_format, "
+            "confirm_retries, retry_delay_s, got 10",
         ),
         ("state_dir: ''", '3:12: state_dir: must be a path, got ""'),
         (

@@ -45,6 +45,7 @@ class FrameMaker:
         failure: np.ndarray | None = None,
         state: np.ndarray | None = None,
         service_status: np.ndarray | None = None,
+        fail_streak: np.ndarray | None = None,
     ) -> FleetFrame:
         """One tick; NaN cells of `values` are invalid."""
         n = len(self.inv.appliances)
@@ -71,6 +72,7 @@ class FrameMaker:
             uptime_s=np.full(n, 1000.0 + self.seq * TICK_S),
             services=self.services,
             service_status=svc.astype(np.int8),
+            fail_streak=None if fail_streak is None else fail_streak.astype(np.int32),
         )
 
 

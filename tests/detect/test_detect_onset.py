@@ -107,6 +107,31 @@ def test_reachability_onset_is_the_first_failed_poll_of_the_run() -> None:
     assert a.onset_ts == times[0]
 
 
+def test_failed_polls_confirmed_within_a_tick_make_it_unreachable_at_once() -> None:
+    maker = FrameMaker(inventory([("sea01", 8), ("fra02", 6)]))
+    engine = DetectionEngine(NO_TEMPORAL, maker.metrics)
+    feed(engine, maker, 2, fail_streak=np.zeros(N, np.int32))
+    rng = np.random.default_rng(1)
+    fail, streak = np.zeros(N, np.int8), np.zeros(N, np.int32)
+    fail[2], streak[2] = PollFailure.TIMEOUT, 2  # a poll and one re-poll failed
+    assert engine.update(maker.frame(normal_values(N, rng), failure=fail, fail_streak=streak))
+    assert engine.active == ()
+    streak[2] = 3  # the second re-poll, in the next tick
+    frame = maker.frame(normal_values(N, rng), failure=fail, fail_streak=streak)
+    a = only(engine.update(frame))
+    assert a.metric == "reachability"
+    assert a.explanation == "3 consecutive failed polls (last: timeout)"
+    assert a.onset_ts == frame.ts - TICK_S  # the tick of the first failed poll
+    # a tick without a finished poll (a re-poll straddling the boundary) is no news: the
+    # appliance stays unreachable
+    fail[2] = PollFailure.NOT_POLLED
+    r = engine.update(maker.frame(normal_values(N, rng), failure=fail, fail_streak=streak))
+    assert (r.cleared, [x.metric for x in engine.active]) == ((), ["reachability"])
+    fail[2], streak[2] = PollFailure.OK, 0
+    r = engine.update(maker.frame(normal_values(N, rng), failure=fail, fail_streak=streak))
+    assert [x.metric for x in r.cleared] == ["reachability"]
+
+
 def test_service_onset_is_the_first_failed_answer() -> None:
     maker = FrameMaker(inventory([("sea01", 8), ("fra02", 6)]))
     maker.services = ("nginx",)

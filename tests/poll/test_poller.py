@@ -240,6 +240,8 @@ async def test_misuse_is_a_clear_error(fleet: FakeFleet) -> None:
 def test_invalid_options_are_reported_together() -> None:
     with pytest.raises(ValueError, match="interval_s must be > 0; concurrency must be >= 1"):
         PollerOptions(interval_s=0, concurrency=0)
+    with pytest.raises(ValueError, match="retry_delay_s must be >= 0 and below interval_s"):
+        PollerOptions(interval_s=1.0, retry_delay_s=1.0)
 
 
 async def test_stop_settles_polls_still_waiting_for_a_slot(fleet: FakeFleet) -> None:
@@ -269,3 +271,58 @@ async def test_removed_appliance_waiting_for_a_slot_is_not_polled(fleet: FakeFle
         frame = await asyncio.wait_for(tick, 5)
     assert fleet.requests[waiting[0]] == 0
     assert frame.n == 2
+
+
+async def test_a_hung_appliance_is_confirmed_by_re_polls_within_one_interval(
+    fleet: FakeFleet,
+) -> None:
+    fleet.behaviour["hung"] = "hang"
+    # a poll and its two re-polls take 0.2 + 0.05 + 0.2 + 0.05 + 0.2 s, within one interval
+    opts = PollerOptions(interval_s=1.0, timeout_s=0.2, retry_delay_s=0.05)
+    streaks: list[int] = []
+    async with Poller(fleet.inventory(["ok", "hung"]), opts) as poller:
+        while not streaks or streaks[-1] < 4:
+            frame = await asyncio.wait_for(poller.frames.get(), 10)
+            assert frame.fail_streak is not None
+            assert frame.fail_streak[0] == 0
+            streaks.append(int(frame.fail_streak[1]))
+        stats = poller.stats
+    first = next(i for i, s in enumerate(streaks) if s)
+    confirmed = next(i for i, s in enumerate(streaks) if s >= 3)
+    # the three polls end in the tick of the first failure or, straddling a boundary, the next
+    assert confirmed - first <= 1
+    # then one poll per interval: the re-polls are spent until it answers again
+    assert streaks[confirmed:] == list(range(streaks[confirmed], 5))
+    assert stats.confirm_retries == 2
+    # nothing polled but what was counted (a 5th may just have started at the last boundary)
+    assert 4 <= fleet.requests["hung"] <= 5
+
+
+async def test_re_polls_stop_at_the_first_good_answer(fleet: FakeFleet) -> None:
+    fleet.behaviour["x"] = "500"
+    opts = PollerOptions(interval_s=1.5, timeout_s=0.5, retry_delay_s=0.2)
+    async with Poller(fleet.inventory(["x"]), opts) as poller:
+        await fleet.wait_for(lambda: fleet.requests["x"] >= 1)
+        fleet.behaviour["x"] = "ok"  # the first re-poll finds it well
+        await fleet.wait_for(lambda: fleet.requests["x"] >= 2)
+        frame = await asyncio.wait_for(poller.frames.get(), 10)
+        while frame.failure[0] == PollFailure.NOT_POLLED:
+            frame = await asyncio.wait_for(poller.frames.get(), 10)
+        assert poller.stats.confirm_retries == 1
+    assert frame.failure.tolist() == [PollFailure.OK]
+    assert frame.fail_streak is not None
+    assert frame.fail_streak.tolist() == [0]
+    assert fleet.requests["x"] == 2
+
+
+async def test_no_re_polls_when_turned_off(fleet: FakeFleet) -> None:
+    fleet.behaviour["x"] = "500"
+    opts = PollerOptions(interval_s=0.3, timeout_s=0.2, confirm_retries=0)
+    async with Poller(fleet.inventory(["x"]), opts) as poller:
+        streak = 0
+        while streak < 3:
+            frame = await asyncio.wait_for(poller.frames.get(), 10)
+            assert frame.fail_streak is not None
+            streak = int(frame.fail_streak[0])
+            assert streak <= frame.seq  # at most one poll per tick
+        assert poller.stats.confirm_retries == 0
