@@ -90,6 +90,7 @@ class PlainTemporal:
         self.p = p
         self.mean_f = self.var_f = self.mean_s = self.var_s = 0.0
         self.r_short = self.r_mean = self.r_var = 0.0
+        self.peak = 0.0
         self.count = 0
 
     def update(self, x: float) -> float:
@@ -116,8 +117,14 @@ class PlainTemporal:
         w = max(inv, p.a_long)
         self.r_mean += d * w
         self.r_var = (1 - w) * self.r_var + w * (1 - w) * d * d
+        score = lt / (lt + 5.0)
+        if p.record_ratio and raw >= p.record_min:
+            t = min(raw / (self.peak * p.record_ratio + 1e-6), 100.0) ** 4
+            score = max(score, t / (1.0 + t))
+        if self.count >= 8:
+            self.peak = max(self.peak * p.record_decay, raw)
         self.count += 1
-        return lt / (lt + 5.0)
+        return score
 
 
 def plain_points_per_s(p: TemporalParams, series: int, ticks: int) -> float:

@@ -81,6 +81,10 @@ class TemporalConfig(_Frozen):
     threshold: float = Field(default=0.5, gt=0, le=1)  # score at which the detector fires
     min_z: float = Field(default=4.0, ge=0)  # and only if the value is this many sigmas off
     refractory_ticks: int = Field(default=250, ge=0, le=100_000)  # damp re-alarms after a firing
+    # a surprise this many times the largest recent one scores 0.5 whatever its likelihood
+    # (a single spike is diluted in the likelihood's short average); 0 turns this off
+    record_ratio: float = Field(default=2.0, ge=0)
+    record_ticks: PositiveTicks = 2000  # the largest recent surprise fades over this many ticks
 
 
 class SeasonalConfig(_Frozen):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
-from cdnops.detect.windows import F32, STATE_DTYPE, BoolArray, log10_tail
+from cdnops.detect.windows import F32, STATE_DTYPE, BoolArray, log10_tail, record_score
 
 if TYPE_CHECKING:
     from cdnops.detect.windows import TemporalState
@@ -42,6 +42,8 @@ class Kernel:
         self.lik = np.empty(shape, STATE_DTYPE)
         self.damped = np.empty(shape, STATE_DTYPE)
         self.mask = np.empty(shape, np.bool_)
+        # this tick's record scores: flat cell indices and scores, by block
+        self._records: list[tuple[np.ndarray, F32]] = []
 
     def update(
         self, st: TemporalState, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32
@@ -58,9 +60,13 @@ class Kernel:
         count_saved = st.count.reshape(-1)[bad]
         c = self._constants(st, up, down, min_var)
         n = self.shape[0]
+        self._records.clear()
         for r0 in range(0, n, self.rows):
             self._block(st, slice(r0, min(n, r0 + self.rows)), x, c)
         self._tail()
+        for cells, rec in self._records:
+            flat = self.lik.reshape(-1)
+            flat[cells] = np.maximum(flat[cells], rec)
         damped = self._damp(st)
         # in place: assigning `st.count` would drop its cached oldest count and quiet cells
         np.add(st.count, 1, out=st.count)
@@ -123,6 +129,20 @@ class Kernel:
             z *= sd
             _ewm_step(mean, var, z, w, w1, tmp)
         self._likelihood(st, rows, raw, ws[2], ws[3], t)
+        if p.record_ratio:
+            self._record(st, rows, raw, tmp)
+
+    def _record(self, st: TemporalState, rows: slice, raw: F32, tmp: F32) -> None:
+        """The record score where the surprise is at least `record_min` (few cells), kept
+        for after the tail; then the largest recent surprise fades and learns this one."""
+        p = st.params
+        peak = st.arrays["peak"][rows]
+        cells = np.flatnonzero(raw >= np.float32(p.record_min))
+        if cells.size:
+            rec = record_score(raw.reshape(-1)[cells], peak.reshape(-1)[cells], p.record_ratio)
+            self._records.append((cells + rows.start * self.shape[1], rec))
+        np.multiply(peak, np.float32(p.record_decay), out=tmp)
+        np.maximum(tmp, raw, out=peak)
 
     def _weights(
         self,

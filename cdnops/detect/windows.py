@@ -50,6 +50,9 @@ class TemporalParams:
     threshold: float
     refractory: int
     warmup: int = 0  # a series arms the re-alarm damping only once it has more values
+    record_ratio: float = 0.0  # 0: no record score
+    record_decay: float = 1.0  # per tick, of the largest recent surprise
+    record_min: float = 0.0  # surprises below this never score as a record
 
     @classmethod
     def from_config(cls, cfg: TemporalConfig, warmup: int = 0) -> TemporalParams:
@@ -65,11 +68,16 @@ class TemporalParams:
             threshold=cfg.threshold,
             refractory=cfg.refractory_ticks,
             warmup=warmup,
+            record_ratio=cfg.record_ratio,
+            record_decay=1.0 - 1.0 / cfg.record_ticks,
+            record_min=cfg.min_z,
         )
 
 
 _YOUNG_TICKS = 8
-STATE_FIELDS = ("mean_f", "var_f", "mean_s", "var_s", "r_short", "r_mean", "r_var", "quiet")
+STATE_FIELDS = (
+    "mean_f", "var_f", "mean_s", "var_s", "r_short", "r_mean", "r_var", "quiet", "peak",
+)  # fmt: skip
 
 
 class TemporalState:
@@ -80,7 +88,9 @@ class TemporalState:
     against a fast and a slow EWMA baseline; updates are clipped to `clip_sigma` so one
     outlier barely moves the baseline. The final score is the anomaly likelihood of the
     raw score: how improbable its short average is under its own long-run distribution,
-    on Numenta's log scale, so a series that is always noisy does not always alarm.
+    on Numenta's log scale, so a series that is always noisy does not always alarm. A raw
+    score `record_ratio` times the largest of the recent ones (`peak`, fading over
+    `record_ticks`) scores at least 0.5 even where its short average is not improbable.
     """
 
     def __init__(self, shape: tuple[int, int], params: TemporalParams) -> None:
@@ -138,7 +148,7 @@ class TemporalState:
         a = self.arrays
         np.copyto(a["mean_f"], x, where=new)
         np.copyto(a["mean_s"], x, where=new)
-        for k in ("var_f", "var_s", "r_short", "r_mean", "r_var", "quiet"):
+        for k in ("var_f", "var_s", "r_short", "r_mean", "r_var", "quiet", "peak"):
             a[k][new] = 0.0
         self.seeded |= new
 
@@ -194,6 +204,7 @@ class TemporalState:
         ):
             _ewm_clipped(mean, var, z, sd, weight(alpha), p.clip, young)
         likelihood = self._likelihood(raw, weight)
+        self._record(likelihood, raw, valid)
         self.count = self.count + valid
         if self.params.refractory:
             return likelihood, self._damp_repeats(likelihood, vf), raw
@@ -218,6 +229,22 @@ class TemporalState:
         d *= w * (1.0 - w)
         var += d
         return score
+
+    def _record(self, score: F32, raw: F32, valid: BoolArray) -> None:
+        """Fold the record score into `score`, then let the largest recent surprise fade and
+        learn this tick's (once a series is past its young ticks, whose surprises are
+        against no spread yet)."""
+        p = self.params
+        if not p.record_ratio:
+            return
+        peak = self.arrays["peak"]
+        cells = np.flatnonzero(raw >= np.float32(p.record_min))
+        if cells.size:
+            flat = score.reshape(-1)
+            rec = record_score(raw.reshape(-1)[cells], peak.reshape(-1)[cells], p.record_ratio)
+            flat[cells] = np.maximum(flat[cells], rec)
+        learn = valid & (self.count >= _YOUNG_TICKS)
+        np.copyto(peak, np.maximum(peak * np.float32(p.record_decay), raw), where=learn)
 
     def _damp_repeats(self, score: F32, vf: F32) -> F32:
         """After a firing, later firings of the same episode are damped for a while."""
@@ -285,6 +312,19 @@ def _ewm_clipped(
     zc *= zc
     zc *= w * (1.0 - w)
     var += zc
+
+
+def record_score(raw: F32, peak: F32, ratio: float) -> F32:
+    """How far a surprise beats the largest recent one: t = raw / (ratio x peak) maps to
+    t^4 / (1 + t^4), 0.5 at t = 1 (a surprise `ratio` times the largest recent one), 0.06
+    at half that, 0.94 at twice. A series whose surprise was always 0 (a flat line) has
+    no recent largest one: any surprise beats it."""
+    t = raw / (peak * np.float32(ratio) + np.float32(1e-6))
+    np.minimum(t, np.float32(100.0), out=t)  # t^4 stays finite in float32
+    t *= t
+    t *= t
+    out: F32 = (t / (t + np.float32(1.0))).astype(STATE_DTYPE, copy=False)
+    return out
 
 
 def _likelihood_score(zr: F32) -> F32:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from detect_frames import FrameMaker, inventory, normal_values
 
-from cdnops.config.detect import DetectConfig, PeersConfig
+from cdnops.config.detect import DetectConfig, PeersConfig, TemporalConfig
 from cdnops.detect.engine import DetectionEngine
+from cdnops.detect.windows import TemporalParams, TemporalState
 from cdnops.model import CONTRACT_METRICS, Anomaly, DetectionResult, Detector
 
 COL = {name: j for j, name in enumerate(CONTRACT_METRICS)}
@@ -171,3 +172,54 @@ def test_warm_up_scores_do_not_damp_the_first_real_alarm() -> None:
     results = run(change, spike_at + 1)
     assert np.isnan(results[3].scores[0, lat])  # not reported during the warm-up
     assert results[spike_at].scores[0, lat] >= 0.5  # the first alarm at full score
+
+
+def _state_run(
+    cfg: TemporalConfig, spikes: dict[int, float], ticks: int, seed: int = 3
+) -> tuple[TemporalState, list[tuple[np.ndarray, np.ndarray]]]:
+    """Noisy values (sigma 1 around 100) on a (2, 3) block, some missing; `spikes` adds a
+    jump to cell (0, 0) at the given ticks. Returns the state and each tick's
+    (likelihood, valid)."""
+    state = TemporalState((2, 3), TemporalParams.from_config(cfg, warmup=30))
+    rng = np.random.default_rng(seed)
+    ones, floor = np.ones(3, np.float32), np.full(3, 1e-6, np.float32)
+    out = []
+    for t in range(ticks):
+        x = (100.0 + rng.standard_normal((2, 3))).astype(np.float32)
+        x[0, 0] += np.float32(spikes.get(t, 0.0))
+        valid = rng.random((2, 3)) > 0.05
+        valid[0, 0] |= t in spikes
+        likelihood = state.update(x, valid, ones, ones, floor)[0]
+        out.append((likelihood.copy(), valid))
+    return state, out
+
+
+def test_a_record_surprise_scores_as_an_anomaly_where_its_average_does_not() -> None:
+    # one spike of 8 sigma in a quiet series: its 4-tick average is not improbable enough
+    # for the likelihood, but it is more than twice the largest surprise of the recent ticks
+    spike_at = 1200
+    off = TemporalConfig(record_ratio=0.0)
+    _, plain = _state_run(off, {spike_at: 8.0}, spike_at + 1)
+    state, scored = _state_run(TemporalConfig(), {spike_at: 8.0}, spike_at + 1)
+    assert plain[spike_at][0][0, 0] < 0.5
+    assert scored[spike_at][0][0, 0] >= 0.5
+    # the spike is now the largest recent surprise: the same spike again is no record
+    assert state.arrays["peak"][0, 0] > 5.0
+    _, again = _state_run(TemporalConfig(), {spike_at - 50: 8.0, spike_at: 8.0}, spike_at + 1)
+    assert again[spike_at][0][0, 0] < 0.5
+
+
+def test_record_score_is_the_same_in_the_kernel_and_the_general_update() -> None:
+    # refractory_ticks 0 keeps every tick on the general (young) update; otherwise the
+    # kernel takes over after 8 ticks; both must give the same likelihood and peaks
+    spikes = {t: 3.0 + t % 11 for t in range(40, 1500, 97)}
+    general, a = _state_run(TemporalConfig(refractory_ticks=0), spikes, 1500)
+    kernel, b = _state_run(TemporalConfig(), spikes, 1500)
+    assert kernel._kernel is not None
+    assert general._kernel is None
+    fired = 0
+    for (lik_a, valid), (lik_b, _) in zip(a, b, strict=True):
+        np.testing.assert_allclose(lik_a[valid], lik_b[valid], atol=1e-4)
+        fired += int((lik_a[valid] >= 0.5).sum())
+    assert fired > 0  # some spikes did score as anomalies
+    np.testing.assert_allclose(general.arrays["peak"], kernel.arrays["peak"], rtol=1e-4)
