@@ -73,7 +73,7 @@ def state_bytes(engine: DetectionEngine) -> int:
     """Bytes of numpy state held by the engine (all detectors and hysteresis)."""
     arrays = [*engine.temporal.arrays.values(), engine.temporal.count, engine.temporal.seeded]
     se = engine.seasonal
-    arrays += [*se.arrays.values(), se.profile, se.visits, se.offset, se.kind]
+    arrays += [*se.arrays.values(), se.profile, se.visits, se.offset, se.kind, se.peak, se.scale]
     tr = engine.trend
     arrays += [tr.level, tr.slope, tr.count, tr.resid, engine.reach_runs, engine.service_runs]
     for h in (engine.h_metric, engine.h_reach, engine.h_service):

@@ -173,8 +173,9 @@ class DetectionEngine:
         # the temporal detector judges the value less its usual departure at this time of week
         xs = self.seasonal.adjust(x, learn, frame.ts)
         likelihood, score, surprise = self.temporal.update(
-            xs, learn, cols.up, cols.down, cols.min_var
+            xs, learn, cols.up, cols.down, cols.min_var, self.seasonal.surprise_scale()
         )
+        self.seasonal.note_surprise(surprise)
         judged = self._judged(learn)
         # improbable *and* far from the baseline: a quiet series' small wobble is improbable
         # but not worth an operator's attention; both are rare, so look at those cells only

@@ -44,7 +44,14 @@ class Kernel:
         self.mask = np.empty(shape, np.bool_)
 
     def update(
-        self, st: TemporalState, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32
+        self,
+        st: TemporalState,
+        x: F32,
+        valid: BoolArray,
+        up: F32,
+        down: F32,
+        min_var: F32,
+        scale: F32 | None = None,
     ) -> tuple[F32, F32, F32]:
         """One tick for series that all have at least a few values (no seeding, clipping on).
 
@@ -59,7 +66,7 @@ class Kernel:
         c = self._constants(st, up, down, min_var)
         n = self.shape[0]
         for r0 in range(0, n, self.rows):
-            self._block(st, slice(r0, min(n, r0 + self.rows)), x, c)
+            self._block(st, slice(r0, min(n, r0 + self.rows)), x, c, scale)
         self._tail()
         damped = self._damp(st)
         # in place: assigning `st.count` would drop its cached oldest count and quiet cells
@@ -92,7 +99,9 @@ class Kernel:
             self._key = key
         return self._consts
 
-    def _block(self, st: TemporalState, rows: slice, x: F32, c: dict[str, F32]) -> None:
+    def _block(
+        self, st: TemporalState, rows: slice, x: F32, c: dict[str, F32], scale: F32 | None
+    ) -> None:
         a, p = st.arrays, st.params
         k = rows.stop - rows.start
         t = [b[:k] for b in self.tmp]
@@ -122,6 +131,8 @@ class Kernel:
             np.maximum(z, lo, out=z)
             z *= sd
             _ewm_step(mean, var, z, w, w1, tmp)
+        if scale is not None:  # the likelihood judges the surprise scaled (z_s is free now)
+            raw = np.multiply(raw, scale[rows], out=z_s)
         self._likelihood(st, rows, raw, ws[2], ws[3], t)
 
     def _weights(
