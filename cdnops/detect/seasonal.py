@@ -1,6 +1,6 @@
 """A seasonal baseline per series: the temporal detector judges the value less its usual
 departure at this time of the week, or of the day, once that pattern is known to explain
-the series."""
+the series, and its surprise against the usual peak at this time of the day."""
 
 from __future__ import annotations
 
@@ -49,8 +49,13 @@ class SeasonalState:
     times the error of the plain level). Where both qualify, the one with the smaller error
     wins. Elsewhere the offset is 0 and the value passes unchanged.
 
-    Per tick this costs two passes over the values (three once some series has a pattern);
-    the fold, once per bucket, a few more.
+    Each bucket of the day also learns its usual peak: the largest temporal surprise over a
+    visit and the visit before it (`note_surprise` keeps the visit's), on a log scale. Where
+    this time of the day usually brings a peak over `peak_ratio` times the series' usual
+    one, `surprise_scale` gives the factor the temporal likelihood judges the surprise with.
+
+    Per tick this costs two passes over the values (three once some series has a pattern)
+    and three for the largest surprise; the fold, once per bucket, a few more.
     """
 
     def __init__(self, shape: tuple[int, int], cfg: SeasonalConfig) -> None:
