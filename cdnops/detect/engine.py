@@ -175,8 +175,8 @@ class DetectionEngine:
         likelihood, score, surprise = self.temporal.update(
             xs, learn, cols.up, cols.down, cols.min_var, self.seasonal.surprise_scale()
         )
-        self.seasonal.note_surprise(surprise)
         judged = self._judged(learn)
+        self.seasonal.note_surprise(surprise, judged)
         # improbable *and* far from the baseline: a quiet series' small wobble is improbable
         # but not worth an operator's attention; both are rare, so look at those cells only
         cand = np.flatnonzero(surprise >= np.float32(cfg.temporal.min_z))

@@ -76,22 +76,17 @@ class SeasonalState:
         self.peak = np.zeros((self.day, *shape), PEAK_DTYPE)
         self.scale = np.ones(shape, STATE_DTYPE)  # the current slot's factor of the surprise
         self._scaled = False  # whether any factor is below 1
-        self._bad: npt.NDArray[np.intp] | None = None  # this tick's cells without a value
 
     def surprise_scale(self) -> F32 | None:
         """The factor (at most 1) of each series' surprise at this time of the day, or None
         while every factor is 1."""
         return self.scale if self._scaled else None
 
-    def note_surprise(self, raw: F32) -> None:
-        """Keep the largest surprise of the visit (cells without a value this tick left out)."""
-        if not self.day or self._bad is None:
-            return
-        vmax = self.arrays["vmax"]
-        saved = vmax.reshape(-1)[self._bad]
-        np.maximum(vmax, raw, out=vmax)
-        vmax.reshape(-1)[self._bad] = saved
-        self._bad = None
+    def note_surprise(self, raw: F32, judged: BoolArray) -> None:
+        """Keep the largest surprise of the visit, of the `judged` cells only (a value this
+        tick and past the warm-up: a young series' surprises are not its usual ones)."""
+        if self.day:
+            np.maximum(self.arrays["vmax"], raw, out=self.arrays["vmax"], where=judged)
 
     def buckets_of(self, slot: int) -> tuple[int, int]:
         """The indices in `profile` of a slot's bucket of the week and of the day (-1 where
@@ -114,7 +109,6 @@ class SeasonalState:
         # every cell is summed and the few without a value put back: cheaper than masking
         acc, acc_n = self.arrays["acc"], self.arrays["acc_n"]
         bad = np.flatnonzero(~valid)
-        self._bad = bad  # note_surprise leaves these out too
         saved = acc.reshape(-1)[bad]
         acc += x
         acc.reshape(-1)[bad] = saved

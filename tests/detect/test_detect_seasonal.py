@@ -276,7 +276,7 @@ def test_the_usual_peak_is_learned_per_time_of_day_and_judged_an_hour_either_sid
         state.adjust(x, valid, base + t * TICK_S)
         # column 0: a surprise of 40 once a day in bucket 6, 2 elsewhere; column 1: always 2
         raw = np.array([[40.0 if t % PERIOD == 19 else 2.0, 2.0]], np.float32)
-        state.note_surprise(raw)
+        state.note_surprise(raw, valid)
         s = state.surprise_scale()
         scales.append(np.ones(2, np.float32) if s is None else s[0].copy())
     day3 = np.array(scales[3 * PERIOD :])
@@ -311,3 +311,11 @@ def test_the_usual_peaks_are_saved_and_restored(tmp_path: Path) -> None:
     v[0, LAT] = 400.0
     a, b = engine.update(maker.frame(v)), restored.update(maker.frame(v))
     assert np.array_equal(a.scores, b.scores, equal_nan=True)
+
+
+def test_only_judged_surprises_count_towards_the_usual_peak() -> None:
+    state = SeasonalState((1, 2), SHORT_DAY)
+    state.adjust(np.zeros((1, 2), np.float32), np.ones((1, 2), np.bool_), 0.0)
+    # a young series' (or a missing value's) surprise is left out; the other is kept
+    state.note_surprise(np.array([[50.0, 7.0]], np.float32), np.array([[False, True]]))
+    assert state.arrays["vmax"].tolist() == [[0.0, 7.0]]
