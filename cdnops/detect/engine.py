@@ -176,7 +176,10 @@ class DetectionEngine:
             xs, learn, cols.up, cols.down, cols.min_var, self.seasonal.surprise_scale()
         )
         judged = self._judged(learn)
-        self.seasonal.note_surprise(surprise, judged)
+        # the usual peaks learn from series past their warm-up (and those without a temporal
+        # verdict, whose peaks are never used: cheaper than leaving them out every tick)
+        young = self.temporal.oldest <= cfg.warmup_ticks
+        self.seasonal.note_surprise(surprise, judged if young else None)
         # improbable *and* far from the baseline: a quiet series' small wobble is improbable
         # but not worth an operator's attention; both are rare, so look at those cells only
         cand = np.flatnonzero(surprise >= np.float32(cfg.temporal.min_z))

@@ -71,6 +71,7 @@ class SeasonalState:
         self.slot = -1  # the slot (bucket_s since the epoch) being summed, -1 before the first
         self._shifted = False  # whether any offset is not 0
         self._out = np.empty(shape, STATE_DTYPE)
+        self._bad = np.zeros(0, np.intp)  # the cells without a value at the last `adjust`
         # per bucket of the day: log of the usual largest surprise over it and the bucket
         # before it (a daily spike drifts across the hour's edge); float16 is plenty for a log
         self.peak = np.zeros((self.day, *shape), PEAK_DTYPE)
@@ -82,11 +83,20 @@ class SeasonalState:
         while every factor is 1."""
         return self.scale if self._scaled else None
 
-    def note_surprise(self, raw: F32, judged: BoolArray) -> None:
-        """Keep the largest surprise of the visit, of the `judged` cells only (a value this
-        tick and past the warm-up: a young series' surprises are not its usual ones)."""
-        if self.day:
-            np.maximum(self.arrays["vmax"], raw, out=self.arrays["vmax"], where=judged)
+    def note_surprise(self, raw: F32, judged: BoolArray | None = None) -> None:
+        """Keep the largest surprise of the visit, of the cells with a value this tick, or of
+        the `judged` ones only while some series are in their warm-up (a young series'
+        surprises are not its usual ones)."""
+        if not self.day:
+            return
+        vmax = self.arrays["vmax"]
+        if judged is not None:
+            np.maximum(vmax, raw, out=vmax, where=judged)
+            return
+        # every cell, then the few without a value put back: cheaper than a masked maximum
+        saved = vmax.reshape(-1)[self._bad]
+        np.maximum(vmax, raw, out=vmax)
+        vmax.reshape(-1)[self._bad] = saved
 
     def buckets_of(self, slot: int) -> tuple[int, int]:
         """The indices in `profile` of a slot's bucket of the week and of the day (-1 where
@@ -98,7 +108,10 @@ class SeasonalState:
     def adjust(self, x: F32, valid: BoolArray, ts: float) -> F32:
         """Learn from this tick's valid values and return them less the seasonal offset (a
         buffer overwritten by the next call; cells not `valid` hold garbage)."""
-        if not self.cfg.enabled or not np.isfinite(ts):
+        if not self.cfg.enabled:
+            return x
+        if not np.isfinite(ts):  # no time of the week: nothing learned, nothing taken out
+            self._bad = np.flatnonzero(~valid)
             return x
         slot = int(ts // self.cfg.bucket_s)
         if slot != self.slot:
@@ -109,6 +122,7 @@ class SeasonalState:
         # every cell is summed and the few without a value put back: cheaper than masking
         acc, acc_n = self.arrays["acc"], self.arrays["acc_n"]
         bad = np.flatnonzero(~valid)
+        self._bad = bad
         saved = acc.reshape(-1)[bad]
         acc += x
         acc.reshape(-1)[bad] = saved

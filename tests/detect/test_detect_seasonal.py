@@ -319,3 +319,7 @@ def test_only_judged_surprises_count_towards_the_usual_peak() -> None:
     # a young series' (or a missing value's) surprise is left out; the other is kept
     state.note_surprise(np.array([[50.0, 7.0]], np.float32), np.array([[False, True]]))
     assert state.arrays["vmax"].tolist() == [[0.0, 7.0]]
+    # without a mask, the cells without a value at the last adjust are left out
+    state.adjust(np.zeros((1, 2), np.float32), np.array([[True, False]]), TICK_S)
+    state.note_surprise(np.array([[3.0, 60.0]], np.float32))
+    assert state.arrays["vmax"].tolist() == [[3.0, 7.0]]
