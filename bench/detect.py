@@ -75,7 +75,7 @@ def state_bytes(engine: DetectionEngine) -> int:
     """Bytes of numpy state held by the engine (all detectors and hysteresis)."""
     arrays = [*engine.temporal.arrays.values(), engine.temporal.count, engine.temporal.seeded]
     se = engine.seasonal
-    arrays += [*se.arrays.values(), se.profile, se.visits, se.offset, se.kind]
+    arrays += [*se.arrays.values(), se.profile, se.visits, se.offset, se.kind, se.peak, se.scale]
     tr = engine.trend
     arrays += [tr.level, tr.slope, tr.count, tr.resid, engine.reach_runs, engine.service_runs]
     for h in (engine.h_metric, engine.h_reach, engine.h_service):
@@ -175,15 +175,18 @@ def aged_tick_ms(engine: DetectionEngine, data: list[FleetFrame], ticks: int) ->
 
 
 def patterned_tick_ms(engine: DetectionEngine, data: list[FleetFrame], ticks: int) -> float:
-    """Median ms per tick once every series has a known time-of-week pattern: the value
-    less its bucket's offset is one more pass (the benchmark's few minutes of frames never
-    learn one, so the offsets are set as the hourly fold would have)."""
+    """Median ms per tick once every series has a known time-of-week pattern and a usual
+    peak: the value less its bucket's offset is one more pass (the benchmark's few minutes
+    of frames never learn one, so they are set as the hourly fold would have)."""
     se = engine.seasonal
     rng = np.random.default_rng(2)
     # a small departure of each series' own size: the verdicts stay those of a healthy fleet
     typical = np.nan_to_num(np.abs(data[0].values))
     offset = (typical * 1e-3 * rng.standard_normal(se.offset.shape)).astype(se.offset.dtype)
-    se.set_offset_array(offset, np.full(se.kind.shape, WEEK, se.kind.dtype))
+    # and a usual peak at this hour that scales every surprise (by a factor that changes
+    # no verdict), so the likelihood's extra multiply is timed too
+    scale = np.full(se.scale.shape, 0.999, se.scale.dtype)
+    se.set_offset_array(offset, np.full(se.kind.shape, WEEK, se.kind.dtype), scale)
     return statistics.median(tick_times(engine, data, ticks)) * 1e3
 
 

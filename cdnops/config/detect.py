@@ -104,12 +104,18 @@ class SeasonalConfig(_Frozen):
     strength: float = Field(default=0.5, gt=0, le=1)
     error_rate: float = Field(default=0.002, gt=0, le=1)  # per visit, for both errors
     level_rate: float = Field(default=0.002, gt=0, le=1)  # per visit, the series' level
+    # where this time of the day usually brings a largest surprise over this many times the
+    # series' usual one, the surprise is judged smaller by the excess (0 turns it off)
+    peak_ratio: float = Field(default=3.0, ge=0)
 
     @model_validator(mode="after")
     def _fits_state(self) -> SeasonalConfig:
-        # 5 bytes per bucket and series: keeps a series' whole state under 4 KiB
-        if self.buckets + self.day_buckets > 700:
-            raise ValueError("buckets + day_buckets must not exceed 700 (state per series)")
+        # per series, 5 bytes per bucket of the week and 7 per bucket of the day (its usual
+        # peak too): keeps a series' whole state under 4 KiB
+        if 5 * self.buckets + 7 * self.day_buckets > 3500:
+            raise ValueError(
+                "5 x buckets + 7 x day_buckets must not exceed 3500 (bytes of state per series)"
+            )
         return self
 
 

@@ -189,9 +189,13 @@ class DetectionEngine:
         # the temporal detector judges the value less its usual departure at this time of week
         xs = self.seasonal.adjust(x, learn, frame.ts)
         likelihood, score, surprise = self.temporal.update(
-            xs, learn, cols.up, cols.down, cols.min_var
+            xs, learn, cols.up, cols.down, cols.min_var, self.seasonal.surprise_scale()
         )
         judged = self._judged(learn)
+        # the usual peaks learn from series past their warm-up (and those without a temporal
+        # verdict, whose peaks are never used: cheaper than leaving them out every tick)
+        young = self.temporal.oldest <= cfg.warmup_ticks
+        self.seasonal.note_surprise(surprise, judged if young else None)
         # improbable *and* far from the baseline: a quiet series' small wobble is improbable
         # but not worth an operator's attention; both are rare, so look at those cells only
         cand = np.flatnonzero(surprise >= np.float32(cfg.temporal.min_z))

@@ -46,7 +46,14 @@ class Kernel:
         self._records: list[tuple[np.ndarray, F32]] = []
 
     def update(
-        self, st: TemporalState, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32
+        self,
+        st: TemporalState,
+        x: F32,
+        valid: BoolArray,
+        up: F32,
+        down: F32,
+        min_var: F32,
+        scale: F32 | None = None,
     ) -> tuple[F32, F32, F32]:
         """One tick for series that all have at least a few values (no seeding, clipping on).
 
@@ -62,7 +69,7 @@ class Kernel:
         n = self.shape[0]
         self._records.clear()
         for r0 in range(0, n, self.rows):
-            self._block(st, slice(r0, min(n, r0 + self.rows)), x, c)
+            self._block(st, slice(r0, min(n, r0 + self.rows)), x, c, scale)
         self._tail()
         for cells, rec in self._records:
             flat = self.lik.reshape(-1)
@@ -98,7 +105,9 @@ class Kernel:
             self._key = key
         return self._consts
 
-    def _block(self, st: TemporalState, rows: slice, x: F32, c: dict[str, F32]) -> None:
+    def _block(
+        self, st: TemporalState, rows: slice, x: F32, c: dict[str, F32], scale: F32 | None
+    ) -> None:
         a, p = st.arrays, st.params
         k = rows.stop - rows.start
         t = [b[:k] for b in self.tmp]
@@ -128,6 +137,8 @@ class Kernel:
             np.maximum(z, lo, out=z)
             z *= sd
             _ewm_step(mean, var, z, w, w1, tmp)
+        if scale is not None:  # the likelihood judges the surprise scaled (z_s is free now)
+            raw = np.multiply(raw, scale[rows], out=z_s)
         self._likelihood(st, rows, raw, ws[2], ws[3], t)
         if p.record_ratio:
             self._record(st, rows, raw, tmp)

@@ -29,6 +29,7 @@ def _arrays(engine: DetectionEngine) -> dict[str, Any]:
     out |= {f"seasonal.{k}": v for k, v in se.arrays.items()}
     out |= {"seasonal.profile": se.profile, "seasonal.visits": se.visits}
     out |= {"seasonal.offset": se.offset, "seasonal.kind": se.kind}
+    out |= {"seasonal.peak": se.peak, "seasonal.scale": se.scale}
     out |= {"trend.level": tr.level, "trend.slope": tr.slope, "trend.count": tr.count}
     out |= {"trend.resid": tr.resid, "trend.slope_slow": tr.slope_slow}
     out |= {"reach_runs": engine.reach_runs, "service_runs": engine.service_runs}
@@ -109,7 +110,12 @@ def _assign(engine: DetectionEngine, arrays: dict[str, Any]) -> None:
     for k in se.arrays:
         se.arrays[k] = arrays[f"seasonal.{k}"].copy()
     se.profile, se.visits = arrays["seasonal.profile"].copy(), arrays["seasonal.visits"].copy()
-    se.set_offset_array(arrays["seasonal.offset"].copy(), arrays["seasonal.kind"].copy())
+    se.peak = arrays["seasonal.peak"].copy()
+    se.set_offset_array(
+        arrays["seasonal.offset"].copy(),
+        arrays["seasonal.kind"].copy(),
+        arrays["seasonal.scale"].copy(),
+    )
     tr.level, tr.slope = arrays["trend.level"].copy(), arrays["trend.slope"].copy()
     tr.count, tr.resid = arrays["trend.count"].copy(), arrays["trend.resid"].copy()
     tr.slope_slow = arrays["trend.slope_slow"].copy()

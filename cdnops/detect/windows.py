@@ -153,7 +153,13 @@ class TemporalState:
         self.seeded |= new
 
     def update(
-        self, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32 | None = None
+        self,
+        x: F32,
+        valid: BoolArray,
+        up: F32,
+        down: F32,
+        min_var: F32 | None = None,
+        scale: F32 | None = None,
     ) -> tuple[F32, F32, F32]:
         """Score this tick's values, then learn from them.
 
@@ -162,6 +168,8 @@ class TemporalState:
             valid: which cells hold a value to score and learn from.
             up: (m,) 1 where a rise is bad, else 0; `down` likewise for a drop.
             min_var: (m,) floor of the variance per column (default: `abs_floor` squared).
+            scale: (n, m) factor of the surprise before the likelihood (default 1): where
+                this time of the day usually brings a large surprise.
 
         Returns:
             (likelihood, score, surprise): the likelihood in [0, 1] says whether the series
@@ -175,11 +183,11 @@ class TemporalState:
         if self.oldest >= _YOUNG_TICKS and self.params.refractory:
             if self._kernel is None or self._kernel.shape != self.shape:
                 self._kernel = Kernel(self.shape)
-            return self._kernel.update(self, x, valid, up, down, min_var)
-        return self._update_young(x, valid, up, down, min_var)
+            return self._kernel.update(self, x, valid, up, down, min_var, scale)
+        return self._update_young(x, valid, up, down, min_var, scale)
 
     def _update_young(
-        self, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32
+        self, x: F32, valid: BoolArray, up: F32, down: F32, min_var: F32, scale: F32 | None
     ) -> tuple[F32, F32, F32]:
         """The general update: seeds new series and does not clip young ones."""
         oldest = self.oldest
@@ -203,8 +211,10 @@ class TemporalState:
             (a["mean_f"], a["var_f"], z_fast, sd_f, p.a_fast),
         ):
             _ewm_clipped(mean, var, z, sd, weight(alpha), p.clip, young)
-        likelihood = self._likelihood(raw, weight)
-        self._record(likelihood, raw, valid)
+        # the likelihood and the record judge the surprise less this time of day's usual peak
+        judged = raw if scale is None else raw * scale
+        likelihood = self._likelihood(judged, weight)
+        self._record(likelihood, judged, valid)
         self.count = self.count + valid
         if self.params.refractory:
             return likelihood, self._damp_repeats(likelihood, vf), raw

@@ -206,6 +206,120 @@ def test_a_state_file_of_the_previous_format_starts_cold(
 
 
 def test_too_many_buckets_for_the_state_budget_are_refused() -> None:
-    with pytest.raises(ValueError, match="buckets \\+ day_buckets must not exceed 700"):
+    with pytest.raises(ValueError, match="5 x buckets \\+ 7 x day_buckets must not exceed 3500"):
         SeasonalConfig(buckets=672, day_buckets=48)
     assert SeasonalConfig(buckets=672, day_buckets=0).buckets == 672
+    assert SeasonalConfig(buckets=336, day_buckets=260).day_buckets == 260
+
+
+# a longer "day" (12 buckets of 6 ticks) for spikes: with one every 36 ticks the likelihood
+# would learn them as normal by itself, which is not what these tests are about
+SPIKY_DAY = SeasonalConfig(bucket_s=6 * TICK_S, buckets=7 * 12, day_buckets=12)
+SPIKY_PERIOD = 6 * 12
+
+
+def spiky_latency(cfg: SeasonalConfig, spikes: dict[int, float], ticks: int) -> list[int]:
+    """One appliance's latency, noisy, with the value `spikes[t]` at each tick t of `spikes`.
+    Returns the ticks where a latency anomaly entered."""
+    maker = FrameMaker(inventory([("sea01", 1)]))
+    engine = DetectionEngine(DetectConfig(seasonal=cfg), maker.metrics)
+    rng = np.random.default_rng(8)
+    entered = []
+    for t in range(ticks):
+        v = normal_values(1, rng)
+        v[0, LAT] = spikes.get(t, v[0, LAT])
+        r = engine.update(maker.frame(v))
+        entered += [t for a in r.entered if a.metric == "origin_latency_p99_ms"]
+    return entered
+
+
+def daily_spikes(days: int, at: int, value: float = 400.0) -> dict[int, float]:
+    """A spike of two ticks at tick `at` of every "day" (the hysteresis needs two)."""
+    return {d * SPIKY_PERIOD + at + k: value for d in range(days) for k in range(2)}
+
+
+def test_a_spike_at_the_same_time_every_day_is_an_anomaly_only_until_it_is_known() -> None:
+    days, at = 8, SPIKY_PERIOD // 2  # the middle of the "day": bucket 6 of 12
+    spikes = daily_spikes(days, at)
+    entered = spiky_latency(SPIKY_DAY, spikes, days * SPIKY_PERIOD)
+    # the first two days' spikes are anomalies; then the time of day is known for them
+    assert [t // SPIKY_PERIOD for t in entered] == [0, 1]
+    # without the usual peak, every day's spike is one
+    plain = SPIKY_DAY.model_copy(update={"peak_ratio": 0.0})
+    entered = spiky_latency(plain, spikes, days * SPIKY_PERIOD)
+    assert [t // SPIKY_PERIOD for t in entered] == list(range(days))
+
+
+def test_a_spike_at_another_time_of_day_or_well_above_the_usual_one_is_still_an_anomaly() -> None:
+    days, at = 8, SPIKY_PERIOD // 2
+    usual = daily_spikes(days, at)
+    last = (days - 1) * SPIKY_PERIOD
+    # the same spike at the end of the "day" (bucket 11), on the last day
+    other = last + SPIKY_PERIOD - 4
+    entered = spiky_latency(
+        SPIKY_DAY, usual | {other: 400.0, other + 1: 400.0}, days * SPIKY_PERIOD
+    )
+    assert [t for t in entered if t >= last] == [other + 1]
+    # at the usual time, but five times the usual spike's height above the level (84)
+    big = usual | {last + at: 84.0 + 5 * 316.0, last + at + 1: 84.0 + 5 * 316.0}
+    entered = spiky_latency(SPIKY_DAY, big, days * SPIKY_PERIOD)
+    assert [t for t in entered if t >= last] == [last + at + 1]
+
+
+def test_the_usual_peak_is_learned_per_time_of_day_and_judged_an_hour_either_side() -> None:
+    state = SeasonalState((1, 2), SHORT_DAY)
+    valid = np.ones((1, 2), np.bool_)
+    base = 1_764_547_200.0  # 00:00 UTC: tick t is in bucket (t // 3) % 12 of the "day"
+    scales = []
+    for t in range(4 * PERIOD):
+        x = np.zeros((1, 2), np.float32)
+        state.adjust(x, valid, base + t * TICK_S)
+        # column 0: a surprise of 40 once a day in bucket 6, 2 elsewhere; column 1: always 2
+        raw = np.array([[40.0 if t % PERIOD == 19 else 2.0, 2.0]], np.float32)
+        state.note_surprise(raw, valid)
+        s = state.surprise_scale()
+        scales.append(np.ones(2, np.float32) if s is None else s[0].copy())
+    day3 = np.array(scales[3 * PERIOD :])
+    bucket = np.arange(PERIOD) // 3
+    # bucket 6 and the one either side: the surprise is judged smaller there, by about the
+    # excess over `peak_ratio` times the usual peak (3 x 2 / 40); elsewhere it is not
+    near = (bucket >= 5) & (bucket <= 7)
+    assert np.all(day3[near, 0] < 0.25)
+    assert np.all(day3[~near, 0] == 1.0)
+    assert np.all(day3[:, 1] == 1.0)
+
+
+def test_the_usual_peaks_are_saved_and_restored(tmp_path: Path) -> None:
+    maker = FrameMaker(inventory([("sea01", 1)]))
+    engine = DetectionEngine(DetectConfig(seasonal=SPIKY_DAY), maker.metrics)
+    rng = np.random.default_rng(9)
+    spikes = daily_spikes(4, SPIKY_PERIOD // 2)
+    at = 3 * SPIKY_PERIOD + SPIKY_PERIOD // 2  # inside the spike's hour on the fourth day
+    for t in range(at):
+        v = normal_values(1, rng)
+        v[0, LAT] = spikes.get(t, v[0, LAT])
+        engine.update(maker.frame(v))
+    assert engine.seasonal.surprise_scale() is not None
+    path = tmp_path / "state.npz"
+    engine.save(path)
+    restored = DetectionEngine.load(path, DetectConfig(seasonal=SPIKY_DAY), maker.metrics)
+    assert np.array_equal(restored.seasonal.peak, engine.seasonal.peak)
+    assert restored.seasonal.peak.dtype == np.float16
+    assert np.array_equal(restored.seasonal.scale, engine.seasonal.scale)
+    assert restored.seasonal.surprise_scale() is not None
+    v = normal_values(1, rng)
+    v[0, LAT] = 400.0
+    a, b = engine.update(maker.frame(v)), restored.update(maker.frame(v))
+    assert np.array_equal(a.scores, b.scores, equal_nan=True)
+
+
+def test_only_judged_surprises_count_towards_the_usual_peak() -> None:
+    state = SeasonalState((1, 2), SHORT_DAY)
+    state.adjust(np.zeros((1, 2), np.float32), np.ones((1, 2), np.bool_), 0.0)
+    # a young series' (or a missing value's) surprise is left out; the other is kept
+    state.note_surprise(np.array([[50.0, 7.0]], np.float32), np.array([[False, True]]))
+    assert state.arrays["vmax"].tolist() == [[0.0, 7.0]]
+    # without a mask, the cells without a value at the last adjust are left out
+    state.adjust(np.zeros((1, 2), np.float32), np.array([[True, False]]), TICK_S)
+    state.note_surprise(np.array([[3.0, 60.0]], np.float32))
+    assert state.arrays["vmax"].tolist() == [[3.0, 7.0]]

@@ -215,3 +215,28 @@ def test_oldest_count_is_kept_exact_with_missing_values() -> None:
             valid[:] = False  # a tick where nothing arrived
         state.update(x + rng.normal(size=(50, 4)).astype(np.float32), valid, ones, ones, floor)
         assert state.oldest == int(state.count.min()), t
+
+
+def test_the_steady_kernel_and_the_general_update_agree_with_a_surprise_scale() -> None:
+    # the fused kernel (every series has a few values) and the general update must give the
+    # same scores and state, also where the surprise is scaled for the time of day
+    params = TemporalParams.from_config(DetectConfig().temporal, warmup=0)
+    kernel, general = TemporalState((40, 3), params), TemporalState((40, 3), params)
+    rng = np.random.default_rng(12)
+    up, down = np.ones(3, np.float32), np.array([0.0, 1.0, 1.0], np.float32)
+    floor = np.full(3, 1e-4, np.float32)
+    for t in range(60):
+        x = (10.0 + rng.normal(size=(40, 3))).astype(np.float32)
+        x[t % 40, t % 3] += 30.0  # a spike somewhere every tick
+        valid = rng.random((40, 3)) > 0.05
+        scale = None if t % 2 else rng.uniform(0.05, 1.0, (40, 3)).astype(np.float32)
+        a = kernel.update(x, valid, up, down, floor, scale)
+        b = general._update_young(x, valid, up, down, floor, scale)
+        if t < 8:
+            continue  # both took the general update while the series were young
+        for got, want in zip(a, b, strict=True):
+            assert np.allclose(got[valid], want[valid], rtol=1e-4, atol=1e-5), t
+    assert kernel._kernel is not None  # the kernel did run
+    for k, arr in kernel.arrays.items():
+        assert np.allclose(arr, general.arrays[k], rtol=1e-4, atol=1e-4), k
+    assert np.array_equal(kernel.count, general.count)
