@@ -214,19 +214,27 @@ class Control:
         """An incident's timeline, oldest first."""
         return self.tracker.timeline(incident_id)
 
-    def incidents(self, *, status: str | None, site: str | None, limit: int) -> list[Incident]:
-        """Open incidents (newest first), then resolved ones of the last day (newest first)."""
+    def incidents(
+        self,
+        *,
+        status: str | None,
+        site: str | None,
+        resolved_since: float | None = None,
+    ) -> list[Incident]:
+        """Open incidents (newest first), then those resolved at or after `resolved_since`
+        (default: in the last day; newest first)."""
         found: list[Incident] = []
         if status in (None, "open"):
             found.extend(sorted(self.tracker.open_incidents(), key=lambda i: -i.opened_ts))
         if status in (None, "resolved"):
-            since = self._clock() - RESOLVED_HORIZON_S
-            rows = self.store.load_incidents(resolved_since=since)
+            if resolved_since is None:
+                resolved_since = self._clock() - RESOLVED_HORIZON_S
+            rows = self.store.load_incidents(resolved_since=resolved_since)
             resolved = [from_row(r) for r in rows if r.status == Status.RESOLVED]
             found.extend(sorted(resolved, key=lambda i: -(i.resolved_ts or 0.0)))
         if site is not None:
             found = [i for i in found if i.site == site]
-        return found[:limit]
+        return found
 
     def acknowledge(self, incident_id: str, by: str, comment: str = "") -> Incident:
         """Mark an open or recently resolved incident as taken on by `by`."""
@@ -240,9 +248,10 @@ class Control:
         return inc
 
     # -- executions -----------------------------------------------------------------
-    def executions(self, *, status: str | None, limit: int) -> list[ExecutionRow]:
-        """The latest executions (of one status if given), newest first."""
-        return self.store.executions(status=status, newest=limit)[::-1]
+    def executions(self, *, status: str | None, limit: int, offset: int = 0) -> list[ExecutionRow]:
+        """The latest executions (of one status if given), newest first, skipping the
+        `offset` newest."""
+        return self.store.executions(status=status, newest=limit + offset)[::-1][offset:]
 
     def execution(self, execution_id: str) -> tuple[ExecutionRow, list[AuditRow]]:
         """One execution with its audit lines (raises NotFoundError)."""

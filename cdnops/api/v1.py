@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ log = logging.getLogger("cdnops.api")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_OFFSET = 10_000_000
 _JSON = "application/json"
 _READ_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
 _STATUS = {NotFoundError: 404, ConflictError: 409, InvalidError: 422, UnavailableError: 503}
@@ -114,6 +116,27 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     return value
 
 
+def _time(request: web.Request, name: str) -> float | None:
+    """A point in time: Unix seconds, or ISO 8601 with a timezone."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise _bad_query(
+            f"?{name} must be Unix seconds or ISO 8601 with a timezone "
+            f"(2026-12-01T08:00:00Z), got {raw[:40]!r}"
+        )
+    return when.timestamp()
+
+
 def _choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
     raw = request.query.get(name)
     if raw is not None and raw not in choices:
@@ -140,7 +163,7 @@ class Api:
     # -- appliances -----------------------------------------------------------------
     async def appliances(self, request: web.Request) -> web.Response:
         limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _int(request, "offset", 0, 0, 10_000_000)
+        offset = _int(request, "offset", 0, 0, MAX_OFFSET)
         state = _choice(request, "state", views.STATES)
         only = _choice(request, "anomalous", ("true", "false")) == "true"
         frame, result = self.control.latest()
@@ -170,8 +193,13 @@ class Api:
     async def incidents(self, request: web.Request) -> web.Response:
         status = _choice(request, "status", ("open", "resolved"))
         limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        found = self.control.incidents(status=status, site=request.query.get("site"), limit=limit)
-        return _json({"items": [views.incident(i) for i in found]})
+        offset = _int(request, "offset", 0, 0, MAX_OFFSET)
+        since = _time(request, "since")
+        found = self.control.incidents(
+            status=status, site=request.query.get("site"), resolved_since=since
+        )
+        page = [views.incident(i) for i in found[offset : offset + limit]]
+        return _json({"total": len(found), "offset": offset, "items": page})
 
     async def incident(self, request: web.Request) -> web.Response:
         incident_id = request.match_info["id"]
@@ -190,8 +218,9 @@ class Api:
     async def executions(self, request: web.Request) -> web.Response:
         status = _choice(request, "status", ("running", "succeeded", "failed", "interrupted"))
         limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        rows = self.control.executions(status=status, limit=limit)
-        return _json({"items": [views.execution(r) for r in rows]})
+        offset = _int(request, "offset", 0, 0, MAX_OFFSET)
+        rows = self.control.executions(status=status, limit=limit, offset=offset)
+        return _json({"offset": offset, "items": [views.execution(r) for r in rows]})
 
     async def execution(self, request: web.Request) -> web.Response:
         row, audit = self.control.execution(request.match_info["id"])
@@ -254,6 +283,7 @@ class Api:
 
 
 _LIMIT = Param("limit", f"at most this many items (1-{MAX_LIMIT})", {"type": "integer"})
+_OFFSET = Param("offset", "skip this many", {"type": "integer"})
 _SITE = Param("site", "only this site", {"type": "string"})
 
 
@@ -266,16 +296,19 @@ ROUTES: tuple[Route, ...] = (
           "Appliances as the latest tick saw them, with their active anomalies",
           query=(_SITE, Param("state", "only this state", {"enum": list(views.STATES)}),
                  Param("anomalous", "only those with an active anomaly", {"type": "boolean"}),
-                 _LIMIT, Param("offset", "skip this many", {"type": "integer"}))),
+                 _LIMIT, _OFFSET)),
     Route("GET", "/appliances/{id}", Api.appliance, "One appliance"),
     Route("GET", "/incidents", Api.incidents,
-          "Open incidents, then those resolved in the last day, newest first",
-          query=(_status("open", "resolved"), _SITE, _LIMIT)),
+          "Open incidents, then resolved ones (of the last day unless ?since), newest first",
+          query=(_status("open", "resolved"), _SITE,
+                 Param("since", "resolved ones resolved at or after this time (Unix seconds "
+                       "or ISO 8601 with a timezone; default: a day ago)", {"type": "string"}),
+                 _LIMIT, _OFFSET)),
     Route("GET", "/incidents/{id}", Api.incident, "One incident with its timeline and triage"),
     Route("POST", "/incidents/{id}/ack", Api.acknowledge, "Acknowledge an incident",
           body=AckRequest),
     Route("GET", "/executions", Api.executions, "Playbook executions, newest first",
-          query=(_status("running", "succeeded", "failed", "interrupted"), _LIMIT)),
+          query=(_status("running", "succeeded", "failed", "interrupted"), _LIMIT, _OFFSET)),
     Route("GET", "/executions/{id}", Api.execution, "One execution with its audit"),
     Route("GET", "/silences", Api.silences, "Silences in effect or to come"),
     Route("POST", "/silences", Api.create_silence, "Create a silence", body=SilenceRequest),

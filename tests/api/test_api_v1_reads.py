@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -67,16 +68,21 @@ async def test_bad_queries_are_json_errors(
         assert await api.get("/appliances", **query) == (400, {"error": message})
 
 
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
 async def test_incidents_list_detail_and_filters(tmp_path: Path) -> None:
     async with running_api(tmp_path) as api:
         api.tick(hot_anomaly())
         status, body = await api.get("/incidents")
         assert status == 200
         [inc] = body["items"]
+        assert (body["total"], body["offset"]) == (1, 0)
         assert (inc["status"], inc["scope"], inc["subject"]) == ("open", "appliance", "sea01-a")
         assert inc["acknowledged_by"] is None
-        assert (await api.get("/incidents", site="ams02"))[1] == {"items": []}
-        assert (await api.get("/incidents", status="resolved"))[1] == {"items": []}
+        assert (await api.get("/incidents", site="ams02"))[1]["items"] == []
+        assert (await api.get("/incidents", status="resolved"))[1]["items"] == []
 
         status, detail = await api.get(f"/incidents/{inc['id']}")
         assert status == 200
@@ -99,7 +105,39 @@ async def test_resolved_incidents_come_from_the_store(tmp_path: Path) -> None:
         api.tick(seq=3)  # resolved
         _, body = await api.get("/incidents", status="resolved")
         assert [i["status"] for i in body["items"]] == ["resolved"]
-        assert (await api.get("/incidents", status="open"))[1] == {"items": []}
+        assert (await api.get("/incidents", status="open"))[1]["items"] == []
+        # a day later it is out of the default list, but ?since reaches back to it
+        resolved_ts = body["items"][0]["resolved_ts"]
+        api.clock.now += 86400 + 1
+        assert (await api.get("/incidents", status="resolved"))[1]["items"] == []
+        for since in (str(resolved_ts), _iso(resolved_ts)):
+            _, back = await api.get("/incidents", status="resolved", since=since)
+            assert [i["id"] for i in back["items"]] == [body["items"][0]["id"]]
+        _, after = await api.get("/incidents", status="resolved", since=str(resolved_ts + 1))
+        assert after["items"] == []
+        status, err = await api.get("/incidents", since="yesterday")
+        assert status == 400
+        assert err["error"].startswith("?since must be Unix seconds or ISO 8601")
+        status, err = await api.get("/incidents", since="2026-12-01T08:00:00")
+        assert status == 400  # no timezone: which 08:00?
+
+
+async def test_incidents_page_newest_first(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as api:
+        appliances = ["sea01-a", "ams02-a", "ams02-b"]
+        for k in range(len(appliances)):
+            api.clock.now += 1
+            api.tick(*(hot_anomaly(x, x[:5]) for x in appliances[: k + 1]), seq=k + 1)
+        _, whole = await api.get("/incidents")
+        opened = [i["opened_ts"] for i in whole["items"]]
+        assert whole["total"] == len(opened) >= 3
+        assert opened == sorted(opened, reverse=True)
+        ids = [i["id"] for i in whole["items"]]
+        _, page = await api.get("/incidents", limit="2", offset="1")
+        assert (page["total"], page["offset"]) == (whole["total"], 1)
+        assert [i["id"] for i in page["items"]] == ids[1:3]
+        _, past = await api.get("/incidents", offset=str(len(ids)))
+        assert (past["total"], past["items"]) == (len(ids), [])
 
 
 async def test_executions_and_their_audit(tmp_path: Path) -> None:
@@ -116,7 +154,8 @@ async def test_executions_and_their_audit(tmp_path: Path) -> None:
         assert status == 200
         [ex] = body["items"]
         assert (ex["playbook"], ex["status"], ex["dry_run"]) == ("escalate-hot", "succeeded", True)
-        assert (await api.get("/executions", status="failed"))[1] == {"items": []}
+        assert (await api.get("/executions", status="failed"))[1]["items"] == []
+        assert (await api.get("/executions", offset="1"))[1] == {"offset": 1, "items": []}
         status, one = await api.get(f"/executions/{ex['id']}")
         assert status == 200
         assert "escalated" in [a["event"] for a in one["audit"]]
