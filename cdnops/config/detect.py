@@ -85,6 +85,11 @@ class TemporalConfig(_Frozen):
     # (a single spike is diluted in the likelihood's short average); 0 turns this off
     record_ratio: float = Field(default=2.0, ge=0)
     record_ticks: PositiveTicks = 2000  # the largest recent surprise fades over this many ticks
+    # the score of a firing is threshold + (1 - threshold) x likelihood / (1 + weight x n),
+    # n the series' earlier firings (each fading over rate_ticks): a series that fires often
+    # ranks its alarms lower; the verdict is not affected; 0 turns this off
+    rate_weight: float = Field(default=0.3, ge=0)
+    rate_ticks: PositiveTicks = 20000
 
 
 class SeasonalConfig(_Frozen):

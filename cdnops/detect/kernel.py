@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
-from cdnops.detect.windows import F32, STATE_DTYPE, BoolArray, log10_tail, record_score
+from cdnops.detect.windows import (
+    F32,
+    STATE_DTYPE,
+    BoolArray,
+    log10_tail,
+    rank_firings,
+    record_score,
+)
 
 if TYPE_CHECKING:
     from cdnops.detect.windows import TemporalState
@@ -228,7 +235,8 @@ class Kernel:
         zr.reshape(-1)[far] = lt / (lt + np.float32(_HALF_SCORE_LOG10))
 
     def _damp(self, st: TemporalState) -> F32:
-        """After a firing, later firings of the same episode score half for a while."""
+        """After a firing, later firings of the same episode score half for a while; a
+        firing that opens an episode is ranked by how often its series fires."""
         quiet = st.arrays["quiet"].reshape(-1)
         damped = self.damped
         np.copyto(damped, self.lik)
@@ -241,6 +249,10 @@ class Kernel:
         fired = np.flatnonzero(self.mask)
         # a score before the warm-up is never reported, so it is no alarm to damp repeats of
         fired = fired[st.count.reshape(-1)[fired] >= st.params.warmup]
+        if st.params.rate_weight and fired.size:
+            # a firing outside the damping opens an episode: rank it by the series' rate
+            fresh = fired[~np.isin(fired, idx, assume_unique=True)] if idx.size else fired
+            rank_firings(st, fresh, st.count.reshape(-1)[fresh], flat)
         quiet[fired] = np.float32(st.params.refractory)
         st.set_quiet_cells(np.unique(np.concatenate((idx[quiet[idx] > 0], fired))))
         return damped

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cdnops.detect.engine import DetectionEngine
 
 log = logging.getLogger("cdnops.detect")
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 
 def _arrays(engine: DetectionEngine) -> dict[str, Any]:

@@ -53,6 +53,8 @@ class TemporalParams:
     record_ratio: float = 0.0  # 0: no record score
     record_decay: float = 1.0  # per tick, of the largest recent surprise
     record_min: float = 0.0  # surprises below this never score as a record
+    rate_weight: float = 0.0  # 0: a firing scores its likelihood, however often the series fires
+    rate_decay: float = 1.0  # per tick of the series, of its count of earlier firings
 
     @classmethod
     def from_config(cls, cfg: TemporalConfig, warmup: int = 0) -> TemporalParams:
@@ -71,12 +73,15 @@ class TemporalParams:
             record_ratio=cfg.record_ratio,
             record_decay=1.0 - 1.0 / cfg.record_ticks,
             record_min=cfg.min_z,
+            rate_weight=cfg.rate_weight,
+            rate_decay=1.0 - 1.0 / cfg.rate_ticks,
         )
 
 
 _YOUNG_TICKS = 8
 STATE_FIELDS = (
     "mean_f", "var_f", "mean_s", "var_s", "r_short", "r_mean", "r_var", "quiet", "peak",
+    "fires", "fired_at",  # earlier firings (faded to `fired_at`) and the count at the last one
 )  # fmt: skip
 
 
@@ -91,6 +96,10 @@ class TemporalState:
     on Numenta's log scale, so a series that is always noisy does not always alarm. A raw
     score `record_ratio` times the largest of the recent ones (`peak`, fading over
     `record_ticks`) scores at least 0.5 even where its short average is not improbable.
+    A firing (a score at the threshold outside the re-alarm damping) reports
+    `threshold + (1 - threshold) x score / (1 + rate_weight x n)`, n the series' earlier
+    firings fading over `rate_ticks`: still a firing, but ranked below the firings of
+    series that seldom fire.
     """
 
     def __init__(self, shape: tuple[int, int], params: TemporalParams) -> None:
@@ -148,8 +157,9 @@ class TemporalState:
         a = self.arrays
         np.copyto(a["mean_f"], x, where=new)
         np.copyto(a["mean_s"], x, where=new)
-        for k in ("var_f", "var_s", "r_short", "r_mean", "r_var", "quiet", "peak"):
-            a[k][new] = 0.0
+        for k in STATE_FIELDS:
+            if k not in ("mean_f", "mean_s"):
+                a[k][new] = 0.0
         self.seeded |= new
 
     def update(
@@ -260,11 +270,17 @@ class TemporalState:
         """After a firing, later firings of the same episode are damped for a while."""
         quiet = self.arrays["quiet"]
         damped = score.copy()
-        np.multiply(damped, np.float32(0.5), out=damped, where=quiet > 0)
+        was_quiet = quiet > 0
+        np.multiply(damped, np.float32(0.5), out=damped, where=was_quiet)
         quiet -= vf
         np.maximum(quiet, 0.0, out=quiet)
         # a score before the warm-up is never reported, so it is no alarm to damp repeats of
         arm = (damped >= self.params.threshold) & (self.count > self.params.warmup)
+        if self.params.rate_weight:
+            fresh = np.flatnonzero(arm & ~was_quiet & (vf > 0))
+            # the count before this tick's update, the clock the kernel uses
+            now = self.count.reshape(-1)[fresh] - 1
+            rank_firings(self, fresh, now, damped.reshape(-1))
         np.copyto(quiet, np.float32(self.params.refractory), where=arm)
         return damped
 
@@ -335,6 +351,27 @@ def record_score(raw: F32, peak: F32, ratio: float) -> F32:
     t *= t
     out: F32 = (t / (t + np.float32(1.0))).astype(STATE_DTYPE, copy=False)
     return out
+
+
+def rank_firings(
+    st: TemporalState, cells: npt.NDArray[np.intp], now: npt.NDArray[Any], flat: F32
+) -> None:
+    """The reported score of fresh firings (flat indices `cells`, at the series' update
+    count `now`): threshold + (1 - threshold) x score / (1 + rate_weight x n), n the
+    series' earlier firings, each fading over `rate_ticks` of the series; then count this
+    one. The fading is applied lazily, from the count at the last firing."""
+    if not cells.size:
+        return
+    p = st.params
+    fires = st.arrays["fires"].reshape(-1)
+    at = st.arrays["fired_at"].reshape(-1)
+    t = now.astype(STATE_DTYPE)
+    n = fires[cells] * np.power(np.float32(p.rate_decay), t - at[cells], dtype=STATE_DTYPE)
+    thr = np.float32(p.threshold)
+    s = flat[cells] / (np.float32(1.0) + np.float32(p.rate_weight) * n)
+    flat[cells] = thr + (np.float32(1.0) - thr) * np.minimum(s, np.float32(1.0))
+    fires[cells] = n + np.float32(1.0)
+    at[cells] = t
 
 
 def _likelihood_score(zr: F32) -> F32:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -223,3 +224,70 @@ def test_record_score_is_the_same_in_the_kernel_and_the_general_update() -> None
         fired += int((lik_a[valid] >= 0.5).sum())
     assert fired > 0  # some spikes did score as anomalies
     np.testing.assert_allclose(general.arrays["peak"], kernel.arrays["peak"], rtol=1e-4)
+
+
+def _scores_run(
+    cfg: TemporalConfig, spikes: dict[int, float], ticks: int, general: bool = False
+) -> tuple[TemporalState, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Like `_state_run`, but each tick's (likelihood, score, valid); `general` runs every
+    tick through the general update instead of the kernel."""
+    state = TemporalState((2, 3), TemporalParams.from_config(cfg, warmup=30))
+    rng = np.random.default_rng(5)
+    ones, floor = np.ones(3, np.float32), np.full(3, 1e-6, np.float32)
+    out = []
+    for t in range(ticks):
+        x = (100.0 + rng.standard_normal((2, 3))).astype(np.float32)
+        x[0, 0] += np.float32(spikes.get(t, 0.0))
+        valid = rng.random((2, 3)) > 0.05
+        valid[0, 0] |= t in spikes
+        step = state._update_young if general else state.update
+        likelihood, score, _ = step(x, valid, ones, ones, floor, None)
+        out.append((likelihood.copy(), score.copy(), valid))
+    return state, out
+
+
+def test_a_series_that_fires_often_ranks_its_firings_lower() -> None:
+    # the same 40-sigma spike every 300 ticks (past the damping): each one fires, but the
+    # more firings the series had before, the lower the score it reports
+    spikes = {t: 40.0 for t in range(600, 3000, 300)}
+    _, plain = _scores_run(TemporalConfig(rate_weight=0.0), spikes, 3000)
+    state, ranked = _scores_run(TemporalConfig(), spikes, 3000)
+    firsts = [ranked[t][1][0, 0] for t in sorted(spikes)]
+    for t in spikes:
+        lik, score = plain[t][0][0, 0], plain[t][1][0, 0]
+        assert lik >= 0.5
+        assert score == lik
+        assert ranked[t][0][0, 0] == lik  # the likelihood and the verdict do not change
+    assert all(s >= 0.5 for s in firsts)  # still a firing
+    assert all(b < a for a, b in itertools.pairwise(firsts))
+    assert firsts[-1] < 0.7 < 0.99 < firsts[0]
+    assert state.arrays["fires"][0, 0] > 5.0
+    # ticks that are no firing keep the damped likelihood, below every firing
+    for (_, a, valid), (_, b, _) in zip(plain, ranked, strict=True):
+        quiet = valid & (a < 0.5)
+        np.testing.assert_array_equal(a[quiet], b[quiet])
+
+
+def test_a_firings_count_fades() -> None:
+    # two firings long apart: the second ranks as (nearly) a first one
+    near, far = {600: 40.0, 900: 40.0}, {600: 40.0, 600 + 60_000: 40.0}
+    _, a = _scores_run(TemporalConfig(rate_ticks=1000), near, 901)
+    _, b = _scores_run(TemporalConfig(rate_ticks=1000), far, 60_601)
+    first = a[600][1][0, 0]
+    assert a[900][1][0, 0] < first - 0.05
+    assert b[60_600][1][0, 0] == pytest.approx(0.5 + 0.5 * b[60_600][0][0, 0], abs=1e-4)
+
+
+def test_firing_rank_is_the_same_in_the_kernel_and_the_general_update() -> None:
+    spikes = {t: 6.0 + t % 7 for t in range(100, 4000, 271)}
+    kernel, a = _scores_run(TemporalConfig(), spikes, 4000)
+    general, b = _scores_run(TemporalConfig(), spikes, 4000, general=True)
+    assert kernel._kernel is not None
+    assert general._kernel is None
+    ranked = 0
+    for (_, sa, valid), (_, sb, _) in zip(a, b, strict=True):
+        np.testing.assert_allclose(sa[valid], sb[valid], atol=1e-4)
+        ranked += int(((sa[valid] >= 0.5) & (sa[valid] < 0.75)).sum())
+    assert ranked > 0  # some firings were ranked down
+    for k in ("fires", "fired_at"):
+        np.testing.assert_allclose(general.arrays[k], kernel.arrays[k], rtol=1e-4)
