@@ -181,18 +181,8 @@ def _state_run(
     """Noisy values (sigma 1 around 100) on a (2, 3) block, some missing; `spikes` adds a
     jump to cell (0, 0) at the given ticks. Returns the state and each tick's
     (likelihood, valid)."""
-    state = TemporalState((2, 3), TemporalParams.from_config(cfg, warmup=30))
-    rng = np.random.default_rng(seed)
-    ones, floor = np.ones(3, np.float32), np.full(3, 1e-6, np.float32)
-    out = []
-    for t in range(ticks):
-        x = (100.0 + rng.standard_normal((2, 3))).astype(np.float32)
-        x[0, 0] += np.float32(spikes.get(t, 0.0))
-        valid = rng.random((2, 3)) > 0.05
-        valid[0, 0] |= t in spikes
-        likelihood = state.update(x, valid, ones, ones, floor)[0]
-        out.append((likelihood.copy(), valid))
-    return state, out
+    state, run = _scores_run(cfg, spikes, ticks, seed=seed)
+    return state, [(likelihood, valid) for likelihood, _, valid in run]
 
 
 def test_a_record_surprise_scores_as_an_anomaly_where_its_average_does_not() -> None:
@@ -227,12 +217,16 @@ def test_record_score_is_the_same_in_the_kernel_and_the_general_update() -> None
 
 
 def _scores_run(
-    cfg: TemporalConfig, spikes: dict[int, float], ticks: int, general: bool = False
+    cfg: TemporalConfig,
+    spikes: dict[int, float],
+    ticks: int,
+    general: bool = False,
+    seed: int = 5,
 ) -> tuple[TemporalState, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Like `_state_run`, but each tick's (likelihood, score, valid); `general` runs every
-    tick through the general update instead of the kernel."""
+    """The run of `_state_run` with each tick's (likelihood, score, valid); `general` runs
+    every tick through the general update instead of the kernel."""
     state = TemporalState((2, 3), TemporalParams.from_config(cfg, warmup=30))
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     ones, floor = np.ones(3, np.float32), np.full(3, 1e-6, np.float32)
     out = []
     for t in range(ticks):
